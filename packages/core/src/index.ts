@@ -1,0 +1,7 @@
+export * from "./backoff.js";
+export * from "./clock.js";
+export * from "./disposable.js";
+export * from "./duration.js";
+export * from "./errors.js";
+export * from "./ids.js";
+export * from "./trace.js";
