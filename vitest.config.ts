@@ -8,6 +8,6 @@ export default defineConfig({
     pool: "forks",
     // Two cores: e2e tests spawn real processes, so keep parallelism modest.
     maxWorkers: 2,
-    reporters: ["default"],
+    reporters: ["default", ["json", { outputFile: ".vitest-results.json" }]],
   },
 });

@@ -37,6 +37,7 @@ export const ERRORS = {
     message: 'content-type "{contentType}" is not supported; send application/json',
   },
   WEFT_ERR_HEADERS_TOO_LARGE: { status: 431, grpc: 8, message: "request headers too large" },
+  WEFT_ERR_BAD_REQUEST: { status: 400, grpc: 3, message: "malformed HTTP request: {detail}" },
   WEFT_ERR_REQUEST_TIMEOUT: { status: 408, grpc: 4, message: "request not received in time" },
   WEFT_ERR_CONFIG_INVALID: { status: 400, grpc: 3, message: "{detail}" },
   WEFT_ERR_USAGE: { status: 400, grpc: 3, message: "{detail}" },
@@ -66,6 +67,11 @@ export const ERRORS = {
   },
   WEFT_ERR_STORE_CLOSED: { status: 503, grpc: 14, message: "store is closed" },
   WEFT_ERR_STORE_FAILED: { status: 503, grpc: 14, message: "store write failed: {detail}" },
+  WEFT_ERR_STORE_LOCKED: {
+    status: 503,
+    grpc: 9,
+    message: "store at {path} is in use by another Weft server ({detail}); stop it or use another data dir",
+  },
   // --- transport / server ---
   WEFT_ERR_UNREACHABLE: {
     status: 503,
