@@ -33,7 +33,10 @@ export interface KeyValue {
 export interface RangeOptions {
   /** At most this many results (in key order). 0 or absent: no limit. */
   limit?: number;
-  /** Only return keys >= this one (for paging). */
+  /**
+   * Only return keys strictly after this one (for paging: pass the last key
+   * of the previous page). Keys are ordered by code point, i.e. UTF-8 bytes.
+   */
   startAfter?: string;
 }
 
