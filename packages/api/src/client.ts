@@ -1,0 +1,449 @@
+/**
+ * The HTTP API client: one method per endpoint of docs/api.md, used by the
+ * CLI and by anything else that talks to the control plane (tests, sidecars
+ * before they have a stream).
+ *
+ * Data flow: method -> `request()` (URL, auth header, JSON body, timeout)
+ * -> global fetch -> response: 2xx JSON is the typed result; an error body
+ * `{error: {code, message}}` becomes a `WeftApiError` carrying the server's
+ * code, message and status; a connection failure becomes
+ * `WEFT_ERR_UNREACHABLE` naming the address; a client-side timeout becomes
+ * `WEFT_ERR_TIMEOUT`.
+ *
+ * Blocking reads (`?index=N&wait=D`) get a per-request deadline of `wait`
+ * plus a margin instead of `timeoutMs`, so a long-poll is never cut short by
+ * the ordinary request timeout.
+ */
+import { ERRORS, type ErrorCode, WeftError } from "@weft/core";
+import type {
+  CheckState,
+  CheckUpdate,
+  HealthStatus,
+  Instance,
+  InstanceRegistration,
+  ServiceInstancesResponse,
+  ServiceSummary,
+} from "./catalog.js";
+
+export interface WeftClientOptions {
+  /** `host:port` (http assumed) or a URL such as `http://127.0.0.1:7400`. */
+  addr: string;
+  /** Bearer secret sent as `Authorization: Bearer <token>`. */
+  token?: string | undefined;
+  /** Deadline for ordinary (non-blocking) requests. Default 10 s. */
+  timeoutMs?: number | undefined;
+  /** For tests: a fetch implementation. Default: the global fetch. */
+  fetch?: typeof fetch | undefined;
+}
+
+/** A blocking query: answer once the index is greater than `index`, or after `wait`. */
+export interface BlockingQuery {
+  index?: number | undefined;
+  /** Milliseconds or a duration string ("30s"). */
+  wait?: number | string | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/** A read result with the store revision it was read at (the `X-Weft-Index` header). */
+export interface Indexed<T> {
+  value: T;
+  index: number;
+}
+
+export interface ServerStatus {
+  version: string;
+  backend: string;
+  revision: number;
+  dev: boolean;
+}
+
+/** A config resource as sent and stored: `kind`, `name` and the kind's fields. */
+export interface ClientResource {
+  kind: string;
+  name: string;
+  [field: string]: unknown;
+}
+
+export type ApplyAction = "created" | "updated" | "unchanged";
+
+export interface ApplyResponse {
+  applied: { kind: string; name: string; action: ApplyAction }[];
+  revision: number;
+}
+
+export interface RegisterResult {
+  instance: Instance;
+  /** True for 201 (new registration), false for 200 (replaced). */
+  created: boolean;
+}
+
+export interface TokenInfo {
+  accessorId: string;
+  description?: string | undefined;
+  policies: string[];
+  createdAt?: number | string | undefined;
+  [field: string]: unknown;
+}
+
+export interface CreatedToken extends TokenInfo {
+  /** The bearer secret; returned only on creation. */
+  secretId: string;
+}
+
+export interface HealthQuery extends BlockingQuery {
+  /** Which instances: passing only (default), passing+warning, or any. */
+  status?: "passing" | "warning" | "any" | undefined;
+}
+
+export interface WatchOptions extends HealthQuery {
+  /** Wait per long-poll round. Default "5m" (the server's cap). */
+  wait?: number | string | undefined;
+}
+
+const DEFAULT_TIMEOUT_MS = 10_000;
+/** Extra time given to a blocking query beyond its `wait`, for the answer to travel. */
+const BLOCKING_MARGIN_MS = 5_000;
+/** The server caps `wait` at 10 minutes. */
+const MAX_WAIT_MS = 10 * 60_000;
+
+/**
+ * An error answered by the server. `code` is the server's code when it is in
+ * the catalogue; otherwise a code chosen from the HTTP status, with the
+ * server's original code kept in `serverCode`.
+ */
+export class WeftApiError extends WeftError {
+  override readonly status: number;
+  readonly serverCode: string;
+
+  constructor(code: ErrorCode, message: string, status: number, serverCode: string = code) {
+    super(code, {});
+    this.name = "WeftApiError";
+    this.message = message;
+    this.status = status;
+    this.serverCode = serverCode;
+  }
+}
+
+function isErrorCode(s: unknown): s is ErrorCode {
+  return typeof s === "string" && Object.hasOwn(ERRORS, s);
+}
+
+function codeForStatus(status: number): ErrorCode {
+  if (status === 401) return "WEFT_ERR_UNAUTHENTICATED";
+  if (status === 403) return "WEFT_ERR_PERMISSION_DENIED";
+  if (status === 404) return "WEFT_ERR_NOT_FOUND";
+  if (status === 405) return "WEFT_ERR_METHOD_NOT_ALLOWED";
+  if (status === 409) return "WEFT_ERR_CONFLICT";
+  if (status === 413) return "WEFT_ERR_BODY_TOO_LARGE";
+  if (status === 415) return "WEFT_ERR_UNSUPPORTED_MEDIA_TYPE";
+  if (status === 503) return "WEFT_ERR_UNAVAILABLE";
+  if (status === 504) return "WEFT_ERR_TIMEOUT";
+  if (status >= 400 && status < 500) return "WEFT_ERR_VALIDATION";
+  return "WEFT_ERR_INTERNAL";
+}
+
+/** Parses `host:port`, `:port`, `[v6]:port` or a URL into a base URL without a trailing slash. */
+export function normalizeAddr(addr: string): string {
+  const a = addr.trim();
+  if (a.length === 0) throw new WeftError("WEFT_ERR_USAGE", { detail: "the control plane address is empty" });
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(a)
+    ? a
+    : `http://${a.startsWith(":") ? `127.0.0.1${a}` : a}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw new WeftError("WEFT_ERR_USAGE", {
+      detail: `invalid control plane address "${addr}"; expected host:port or http(s)://host:port`,
+    });
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new WeftError("WEFT_ERR_USAGE", {
+      detail: `invalid control plane address "${addr}": scheme must be http or https`,
+    });
+  }
+  return `${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, "")}`;
+}
+
+function waitParam(wait: number | string): string {
+  return typeof wait === "number" ? `${Math.max(0, Math.round(wait))}ms` : wait;
+}
+
+function waitMs(wait: number | string | undefined): number {
+  if (wait === undefined) return 5 * 60_000;
+  if (typeof wait === "number") return wait;
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(wait);
+  if (!m) return MAX_WAIT_MS;
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "ms" | "s" | "m" | "h"];
+  return Math.min(MAX_WAIT_MS, Number(m[1]) * unit);
+}
+
+function describeCause(e: unknown): string {
+  // undici wraps the socket error: TypeError("fetch failed", {cause: Error ECONNREFUSED}).
+  let cur: unknown = e;
+  for (let i = 0; i < 4 && cur instanceof Error; i++) {
+    const c = (cur as { cause?: unknown }).cause;
+    if (!(c instanceof Error)) break;
+    cur = c;
+  }
+  if (cur instanceof Error) {
+    const code = (cur as { code?: unknown }).code;
+    if (typeof code === "string" && code.length > 0) {
+      if (code === "ECONNREFUSED") return "connection refused";
+      if (code === "ENOTFOUND" || code === "EAI_AGAIN") return "host not found";
+      if (code === "ECONNRESET" || code === "UND_ERR_SOCKET") return "connection reset";
+      return `${code}`;
+    }
+    return cur.message;
+  }
+  return String(cur);
+}
+
+interface RequestOptions {
+  query?: Record<string, string | number | undefined> | undefined;
+  body?: unknown;
+  /** Overrides the request deadline (blocking queries). */
+  timeoutMs?: number | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+interface RawResponse<T> {
+  status: number;
+  body: T;
+  index: number | undefined;
+}
+
+export class WeftClient {
+  readonly baseUrl: string;
+  readonly addr: string;
+  readonly #token: string | undefined;
+  readonly #timeoutMs: number;
+  readonly #fetch: typeof fetch;
+
+  constructor(opts: WeftClientOptions) {
+    this.addr = opts.addr;
+    this.baseUrl = normalizeAddr(opts.addr);
+    this.#token = opts.token && opts.token.length > 0 ? opts.token : undefined;
+    this.#timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.#fetch = opts.fetch ?? globalThis.fetch;
+  }
+
+  // --- status ---
+
+  /** GET /v1/status: liveness, backend and current store revision. No token needed. */
+  async status(): Promise<ServerStatus> {
+    return (await this.#request<ServerStatus>("GET", "/v1/status")).body;
+  }
+
+  // --- catalog ---
+
+  /** GET /v1/catalog/services (blocking). */
+  async listServices(q: BlockingQuery = {}): Promise<Indexed<ServiceSummary[]>> {
+    const r = await this.#blocking<ServiceSummary[]>("/v1/catalog/services", q);
+    return { value: r.body, index: r.index ?? 0 };
+  }
+
+  /** PUT /v1/catalog/instances: register (201) or replace (200) an instance. */
+  async registerInstance(reg: InstanceRegistration): Promise<RegisterResult> {
+    const r = await this.#request<Instance>("PUT", "/v1/catalog/instances", { body: reg });
+    return { instance: r.body, created: r.status === 201 };
+  }
+
+  /** GET /v1/catalog/instances/:id */
+  async getInstance(id: string): Promise<Instance> {
+    return (await this.#request<Instance>("GET", `/v1/catalog/instances/${enc(id)}`)).body;
+  }
+
+  /** DELETE /v1/catalog/instances/:id */
+  async deregisterInstance(id: string): Promise<{ deleted: boolean }> {
+    return (await this.#request<{ deleted: boolean }>("DELETE", `/v1/catalog/instances/${enc(id)}`)).body;
+  }
+
+  /** PUT /v1/catalog/instances/:id/checks/:checkId: a TTL heartbeat. */
+  async updateCheck(instanceId: string, checkId: string, update: CheckUpdate): Promise<CheckState> {
+    const path = `/v1/catalog/instances/${enc(instanceId)}/checks/${enc(checkId)}`;
+    return (await this.#request<CheckState>("PUT", path, { body: update })).body;
+  }
+
+  /** Shorthand heartbeat: report `passing` (or the given status) for a TTL check. */
+  heartbeat(instanceId: string, checkId = "ttl", status: HealthStatus = "passing", output?: string) {
+    return this.updateCheck(instanceId, checkId, output === undefined ? { status } : { status, output });
+  }
+
+  /** GET /v1/health/service/:name (blocking): passing instances by default. */
+  async healthService(name: string, q: HealthQuery = {}): Promise<ServiceInstancesResponse> {
+    const r = await this.#blocking<ServiceInstancesResponse>(`/v1/health/service/${enc(name)}`, q, {
+      status: q.status === "passing" ? undefined : q.status,
+    });
+    return r.body;
+  }
+
+  /**
+   * Long-poll helper: yields the service's instances now (or once the index
+   * passes `opts.index`) and again after every change, until `signal` aborts
+   * (the loop then ends quietly) or a request fails (the error is thrown).
+   * When the server's index goes backwards (a restored or restarted store)
+   * the watch starts over from 0, as Consul's clients do.
+   */
+  async *watchService(name: string, opts: WatchOptions = {}): AsyncGenerator<ServiceInstancesResponse> {
+    let index = opts.index ?? 0;
+    const wait = opts.wait ?? "5m";
+    while (!opts.signal?.aborted) {
+      let r: ServiceInstancesResponse;
+      try {
+        r = await this.healthService(name, { ...opts, index, wait });
+      } catch (e) {
+        if (opts.signal?.aborted) return;
+        throw e;
+      }
+      if (r.index < index) {
+        index = 0;
+        continue;
+      }
+      if (r.index > index || index === 0) {
+        index = r.index;
+        yield r;
+      }
+    }
+  }
+
+  // --- config ---
+
+  /** POST /v1/config/apply: all or nothing. */
+  async applyConfig(resources: readonly unknown[]): Promise<ApplyResponse> {
+    return (await this.#request<ApplyResponse>("POST", "/v1/config/apply", { body: { resources } })).body;
+  }
+
+  /** POST /v1/config/validate: schema and cross-resource checks against the stored set, no write. */
+  async validateConfig(resources: readonly unknown[]): Promise<{ valid: boolean }> {
+    return (await this.#request<{ valid: boolean }>("POST", "/v1/config/validate", { body: { resources } }))
+      .body;
+  }
+
+  /** GET /v1/config/:kind (blocking). */
+  async listConfig(kind: string, q: BlockingQuery = {}): Promise<Indexed<ClientResource[]>> {
+    const r = await this.#blocking<ClientResource[]>(`/v1/config/${enc(kind)}`, q);
+    return { value: r.body, index: r.index ?? 0 };
+  }
+
+  /** GET /v1/config/:kind/:name */
+  async getConfig(kind: string, name: string): Promise<ClientResource> {
+    return (await this.#request<ClientResource>("GET", `/v1/config/${enc(kind)}/${enc(name)}`)).body;
+  }
+
+  /** DELETE /v1/config/:kind/:name */
+  async deleteConfig(kind: string, name: string): Promise<{ deleted: boolean }> {
+    return (await this.#request<{ deleted: boolean }>("DELETE", `/v1/config/${enc(kind)}/${enc(name)}`)).body;
+  }
+
+  // --- ACL ---
+
+  /** GET /v1/acl/token/self */
+  async tokenSelf(): Promise<TokenInfo> {
+    return (await this.#request<TokenInfo>("GET", "/v1/acl/token/self")).body;
+  }
+
+  /** POST /v1/acl/tokens: the secret is returned only here. */
+  async createToken(req: { policies: string[]; description?: string | undefined }): Promise<CreatedToken> {
+    return (await this.#request<CreatedToken>("POST", "/v1/acl/tokens", { body: req })).body;
+  }
+
+  /** GET /v1/acl/tokens: without secrets. */
+  async listTokens(): Promise<TokenInfo[]> {
+    return (await this.#request<TokenInfo[]>("GET", "/v1/acl/tokens")).body;
+  }
+
+  /** DELETE /v1/acl/tokens/:accessorId */
+  async deleteToken(accessorId: string): Promise<unknown> {
+    return (await this.#request<unknown>("DELETE", `/v1/acl/tokens/${enc(accessorId)}`)).body;
+  }
+
+  // --- plumbing ---
+
+  #blocking<T>(path: string, q: BlockingQuery, extra: Record<string, string | undefined> = {}) {
+    const blocking = q.index !== undefined && q.index > 0;
+    const query: Record<string, string | number | undefined> = { ...extra };
+    if (blocking) {
+      query.index = q.index;
+      if (q.wait !== undefined) query.wait = waitParam(q.wait);
+    }
+    const timeoutMs = blocking ? waitMs(q.wait) + BLOCKING_MARGIN_MS : undefined;
+    return this.#request<T>("GET", path, { query, timeoutMs, signal: q.signal });
+  }
+
+  async #request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<RawResponse<T>> {
+    const url = new URL(this.baseUrl + path);
+    for (const [k, v] of Object.entries(opts.query ?? {})) {
+      if (v !== undefined) url.searchParams.set(k, String(v));
+    }
+    const headers: Record<string, string> = { accept: "application/json" };
+    if (this.#token) headers.authorization = `Bearer ${this.#token}`;
+    let body: string | undefined;
+    if (opts.body !== undefined) {
+      headers["content-type"] = "application/json";
+      body = JSON.stringify(opts.body);
+    }
+    const timeoutMs = opts.timeoutMs ?? this.#timeoutMs;
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const signal = opts.signal ? AbortSignal.any([timeout, opts.signal]) : timeout;
+
+    let res: Response;
+    let text: string;
+    try {
+      res = await this.#fetch(url, { method, headers, body, signal });
+      text = await res.text();
+    } catch (e) {
+      if (opts.signal?.aborted) throw opts.signal.reason ?? e;
+      if (timeout.aborted) {
+        throw new WeftError(
+          "WEFT_ERR_TIMEOUT",
+          { detail: `${method} ${path} at ${this.addr}: no answer within ${timeoutMs} ms` },
+          { cause: e },
+        );
+      }
+      throw new WeftError(
+        "WEFT_ERR_UNREACHABLE",
+        { addr: this.addr, detail: describeCause(e) },
+        { cause: e },
+      );
+    }
+
+    const indexHeader = res.headers.get("x-weft-index");
+    const index = indexHeader !== null && /^\d+$/.test(indexHeader) ? Number(indexHeader) : undefined;
+    let parsed: unknown;
+    if (text.length > 0) {
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        parsed = undefined;
+      }
+    }
+    if (res.ok) {
+      if (parsed === undefined && text.length > 0) {
+        throw new WeftApiError(
+          "WEFT_ERR_INTERNAL",
+          `${method} ${path}: the server answered ${res.status} with a body that is not JSON`,
+          res.status,
+        );
+      }
+      return { status: res.status, body: parsed as T, index };
+    }
+    throw errorFromResponse(res.status, parsed, `${method} ${path}`);
+  }
+}
+
+function enc(segment: string): string {
+  return encodeURIComponent(segment);
+}
+
+/** Turns an error response into a WeftApiError; exported for tests and other HTTP callers. */
+export function errorFromResponse(status: number, body: unknown, what: string): WeftApiError {
+  const err = (body as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
+  const serverCode = typeof err?.code === "string" ? err.code : undefined;
+  const message =
+    typeof err?.message === "string" && err.message.length > 0
+      ? err.message
+      : `${what}: the server answered ${status}`;
+  const code = isErrorCode(serverCode) ? serverCode : codeForStatus(status);
+  return new WeftApiError(code, message, status, serverCode ?? code);
+}
