@@ -1,1 +1,9 @@
-export {};
+export * from "./acl/acl.js";
+export * from "./acl/policy.js";
+export * from "./catalog/catalog.js";
+export * from "./catalog/keys.js";
+export * from "./config/config.js";
+export * from "./http/blocking.js";
+export * from "./logger.js";
+export * from "./server.js";
+export * from "./store/index.js";

@@ -1,0 +1,45 @@
+/**
+ * Store key layout of the control plane. One place, so that backends,
+ * snapshots and tools agree:
+ *
+ *   /catalog/instances/<service>/<instanceId>   Instance (JSON, without modifyIndex)
+ *   /config/<Kind>/<name>                       config resource as applied (canonical JSON)
+ *   /acl/tokens/<accessorId>                    token record (secret only as SHA-256 hash)
+ *   /acl/bootstrap                              marker: the management token was created once
+ */
+
+export const CATALOG_PREFIX = "/catalog/";
+export const INSTANCES_PREFIX = "/catalog/instances/";
+export const CONFIG_PREFIX = "/config/";
+export const ACL_PREFIX = "/acl/";
+export const ACL_TOKENS_PREFIX = "/acl/tokens/";
+export const ACL_BOOTSTRAP_KEY = "/acl/bootstrap";
+
+export function instanceKey(service: string, id: string): string {
+  return `${INSTANCES_PREFIX}${service}/${id}`;
+}
+
+/** Splits an instance key into service and id; undefined for anything else. */
+export function parseInstanceKey(key: string): { service: string; id: string } | undefined {
+  if (!key.startsWith(INSTANCES_PREFIX)) return undefined;
+  const rest = key.slice(INSTANCES_PREFIX.length);
+  const slash = rest.indexOf("/");
+  if (slash <= 0 || slash === rest.length - 1) return undefined;
+  return { service: rest.slice(0, slash), id: rest.slice(slash + 1) };
+}
+
+export function configKey(kind: string, name: string): string {
+  return `${CONFIG_PREFIX}${kind}/${name}`;
+}
+
+export function parseConfigKey(key: string): { kind: string; name: string } | undefined {
+  if (!key.startsWith(CONFIG_PREFIX)) return undefined;
+  const rest = key.slice(CONFIG_PREFIX.length);
+  const slash = rest.indexOf("/");
+  if (slash <= 0 || slash === rest.length - 1) return undefined;
+  return { kind: rest.slice(0, slash), name: rest.slice(slash + 1) };
+}
+
+export function tokenKey(accessorId: string): string {
+  return `${ACL_TOKENS_PREFIX}${accessorId}`;
+}

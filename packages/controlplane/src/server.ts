@@ -1,0 +1,256 @@
+/**
+ * Server assembly: store -> ACL bootstrap -> catalog (+ health timers),
+ * config, blocking queries -> HTTP API on node:http with edge limits.
+ *
+ * `close()` drains: stop accepting, answer held long-polls with their
+ * current state, close idle then remaining connections, stop timers and
+ * watches, close the store.
+ */
+import { chmod, writeFile } from "node:fs/promises";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { Socket } from "node:net";
+import { isIP } from "node:net";
+import { join } from "node:path";
+import { type Clock, describeError, systemClock, weftError } from "@weft/core";
+import type { Logger } from "pino";
+import { AclService } from "./acl/acl.js";
+import { Catalog } from "./catalog/catalog.js";
+import { ConfigService, type ResourceModel } from "./config/config.js";
+import { apiResourceModel } from "./config/model.js";
+import { createApiHandler } from "./http/api.js";
+import { BlockingQueries } from "./http/blocking.js";
+import { createLogger } from "./logger.js";
+import { openStore } from "./store/open-store.js";
+import type { Store } from "./store/store.js";
+
+export interface StartServerOptions {
+  /** `host:port`; port may be 0 (an ephemeral port; see the returned `port`). */
+  listen: string;
+  /** A store to use as is (tests). Takes precedence over `storeSpec`. */
+  store?: Store;
+  /** "memory", a data directory path or a store URL (see store/open-store.ts). Default: `dataDir`, else "memory". */
+  storeSpec?: string;
+  /** Data directory: where the store lives and `bootstrap-token` is written (ignored for a memory store). */
+  dataDir?: string;
+  /** Anonymous requests act as operator. Loopback only. */
+  dev?: boolean;
+  clock?: Clock;
+  /** Server-wide default of `deregisterCriticalAfter` for checks. Default 1m. */
+  deregisterCriticalAfterMs?: number;
+  logger?: Logger;
+  /** Cap on held blocking queries. Default 10,000. */
+  maxBlockingQueries?: number;
+  /** Config schema model (tests). Default: @weft/api's resource schemas. */
+  resourceModel?: ResourceModel;
+}
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  /** The management token's secret: only on the first start of a store. */
+  bootstrapToken?: string;
+  store: Store;
+  catalog: Catalog;
+  /** Long-polls currently held (for tests and metrics). */
+  blockingQueries(): number;
+  close(): Promise<void>;
+}
+
+/** Edge limits of the API listener (HARDENING: slow and big). */
+export const SERVER_LIMITS = {
+  maxHeaderSize: 16 * 1024,
+  maxHeadersCount: 64,
+  headersTimeoutMs: 10_000,
+  /** Time to receive a whole request (not to answer it: long-polls are not cut). */
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+  maxConnections: 16_384,
+  /** After this long in close(), remaining connections are cut. */
+  drainTimeoutMs: 3_000,
+} as const;
+
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(listen.trim());
+  const port = m ? Number(m[3]) : Number.NaN;
+  if (!m || port > 65535) {
+    throw weftError("WEFT_ERR_USAGE", {
+      detail: `invalid listen address "${listen}"; expected host:port (e.g. 127.0.0.1:7400, [::1]:7400, port 0 for any)`,
+    });
+  }
+  const host = m[1] ?? (m[2] === undefined || m[2] === "" ? "127.0.0.1" : m[2]);
+  return { host, port };
+}
+
+export function isLoopback(host: string): boolean {
+  if (host === "localhost" || host === "::1") return true;
+  return isIP(host) === 4 && host.startsWith("127.");
+}
+
+function urlHost(host: string): string {
+  return host.includes(":") ? `[${host}]` : host;
+}
+
+export async function startServer(opts: StartServerOptions): Promise<RunningServer> {
+  const log = opts.logger ?? createLogger();
+  const clock = opts.clock ?? systemClock;
+  const { host, port } = parseListen(opts.listen);
+  const dev = opts.dev ?? false;
+  if (dev && !isLoopback(host)) {
+    throw weftError("WEFT_ERR_USAGE", {
+      detail: `--dev opens the API without a token and is only allowed on a loopback address (127.0.0.1, ::1, localhost); got "${host}"`,
+    });
+  }
+
+  const spec = (opts.storeSpec ?? opts.dataDir ?? "memory").trim();
+  // A plain path (no "scheme:") is a data dir; "memory" and URLs are not.
+  const specIsDir = spec !== "memory" && !/^[a-z][a-z0-9+.-]+:/i.test(spec);
+  // `--store memory` has no data dir: the bootstrap token is only returned (printed), never written.
+  const dataDir = opts.store ? opts.dataDir : specIsDir ? (opts.dataDir ?? spec) : undefined;
+  const store: Store = opts.store ?? (await openStore(spec));
+
+  const owned: { dispose(): unknown }[] = [];
+  const cleanup = async () => {
+    for (const d of owned.reverse()) await Promise.resolve(d.dispose()).catch(() => {});
+    await store.close().catch(() => {});
+  };
+
+  let server: Server | undefined;
+  try {
+    const acl = await AclService.open(store, { logger: log, now: () => clock.now() });
+    owned.push(acl);
+    const bootstrapToken = await acl.bootstrap();
+    if (bootstrapToken !== undefined && dataDir !== undefined) {
+      const file = join(dataDir, "bootstrap-token");
+      await writeFile(file, `${bootstrapToken}\n`, { mode: 0o600 });
+      await chmod(file, 0o600);
+      log.info({ file }, "bootstrap management token written (mode 0600)");
+    }
+    const catalogOpts: Parameters<typeof Catalog.open>[0] = { store, clock, logger: log };
+    if (opts.deregisterCriticalAfterMs !== undefined)
+      catalogOpts.deregisterCriticalAfterMs = opts.deregisterCriticalAfterMs;
+    const catalog = await Catalog.open(catalogOpts);
+    owned.push(catalog);
+    const config = await ConfigService.open(store, opts.resourceModel ?? apiResourceModel, { logger: log });
+    owned.push(config);
+    const blockingOpts: { clock: Clock; maxWaiters?: number } = { clock };
+    if (opts.maxBlockingQueries !== undefined) blockingOpts.maxWaiters = opts.maxBlockingQueries;
+    const blocking = new BlockingQueries(blockingOpts);
+    owned.push({ dispose: () => blocking.closeAll() });
+    owned.push(
+      catalog.onChange((services) => {
+        blocking.notify("catalog");
+        for (const s of services) blocking.notify(`svc:${s}`);
+      }),
+    );
+    owned.push(
+      config.onChange((kinds) => {
+        for (const k of kinds) blocking.notify(`config:${k}`);
+      }),
+    );
+
+    const api = createApiHandler({ store, catalog, config, acl, blocking, dev, logger: log });
+    // In-flight responses, so that a drain can make them close their connection when they answer.
+    const active = new Set<ServerResponse>();
+    let draining = false;
+    const handler = (req: IncomingMessage, res: ServerResponse) => {
+      if (draining) res.shouldKeepAlive = false;
+      active.add(res);
+      res.on("close", () => active.delete(res));
+      api(req, res);
+    };
+    const srv = createServer(
+      {
+        maxHeaderSize: SERVER_LIMITS.maxHeaderSize,
+        headersTimeout: SERVER_LIMITS.headersTimeoutMs,
+        requestTimeout: SERVER_LIMITS.requestTimeoutMs,
+        keepAliveTimeout: SERVER_LIMITS.keepAliveTimeoutMs,
+        connectionsCheckingInterval: 1_000,
+      },
+      handler,
+    );
+    server = srv;
+    srv.maxHeadersCount = SERVER_LIMITS.maxHeadersCount;
+    srv.maxConnections = SERVER_LIMITS.maxConnections;
+    srv.on("clientError", (err: Error & { code?: string }, socket: Socket) => onClientError(err, socket));
+
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error) => {
+        reject(
+          weftError(
+            "WEFT_ERR_UNAVAILABLE",
+            { detail: `cannot listen on ${opts.listen}: ${describeError(err)}` },
+            { cause: err },
+          ),
+        );
+      };
+      srv.once("error", onError);
+      srv.listen(port, host, () => {
+        srv.off("error", onError);
+        resolve();
+      });
+    });
+    srv.on("error", (err) => log.error({ err }, "HTTP server error"));
+    const addr = srv.address();
+    const boundPort = typeof addr === "object" && addr ? addr.port : port;
+    const url = `http://${urlHost(host)}:${boundPort}`;
+    if (dev) {
+      log.warn(
+        { url },
+        "DEV MODE: the API is OPEN - requests without a token act as operator. Never use --dev outside a workstation.",
+      );
+    }
+    log.info({ url, backend: store.backend, dev }, "weft control plane listening");
+
+    let closing: Promise<void> | undefined;
+    const close = () => {
+      closing ??= (async () => {
+        const done = new Promise<void>((resolve) => srv.close(() => resolve()));
+        draining = true;
+        for (const res of active) if (!res.headersSent) res.shouldKeepAlive = false;
+        blocking.closeAll();
+        srv.closeIdleConnections();
+        // Real time, not `clock`: draining sockets is not part of the virtual-time state machines.
+        const cut = setTimeout(() => srv.closeAllConnections(), SERVER_LIMITS.drainTimeoutMs);
+        cut.unref();
+        await done;
+        clearTimeout(cut);
+        await cleanup();
+        log.info("weft control plane stopped");
+      })();
+      return closing;
+    };
+    const running: RunningServer = {
+      url,
+      port: boundPort,
+      store,
+      catalog,
+      blockingQueries: () => blocking.waiting,
+      close,
+    };
+    if (bootstrapToken !== undefined) running.bootstrapToken = bootstrapToken;
+    return running;
+  } catch (e) {
+    server?.close();
+    await cleanup();
+    throw e;
+  }
+}
+
+/** Malformed requests rejected by Node's parser get a JSON error too, then the socket closes. */
+function onClientError(err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === "ECONNRESET" || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const e =
+    err.code === "HPE_HEADER_OVERFLOW"
+      ? weftError("WEFT_ERR_HEADERS_TOO_LARGE")
+      : err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+        ? weftError("WEFT_ERR_REQUEST_TIMEOUT")
+        : weftError("WEFT_ERR_BAD_REQUEST", { detail: err.code ?? "parse error" });
+  const body = JSON.stringify(e.toJSON());
+  socket.end(
+    `HTTP/1.1 ${e.status} ${e.status === 431 ? "Request Header Fields Too Large" : e.status === 408 ? "Request Timeout" : "Bad Request"}\r\n` +
+      `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
+}
