@@ -1,1 +1,2 @@
-export {};
+export { EXIT, type ExitCode, exitCodeFor } from "./exit-codes.js";
+export { buildProgram, main, run } from "./main.js";

@@ -1,0 +1,105 @@
+/**
+ * The catalog: `services` (one line per service with its health counts) and
+ * `instances SERVICE` (one line per instance). Reads only; registration is
+ * the sidecar's job (or the API's).
+ */
+import type { WeftClient } from "@weft/api";
+import type { Command } from "commander";
+import { type ClientFlags, clientFrom, withClientOptions } from "../client-options.js";
+import type { Io } from "../io.js";
+import { type Color, json, paint, table, useColor } from "../output.js";
+
+// The catalog types, taken from the client so the CLI depends only on what the client returns.
+type Instance = Awaited<ReturnType<WeftClient["getInstance"]>>;
+type HealthStatus = Instance["status"];
+
+const STATUS_COLOR: Record<HealthStatus, Color> = { passing: "green", warning: "yellow", critical: "red" };
+
+function countCell(n: number, color: Color, enabled: boolean): string {
+  return n > 0 ? paint(String(n), color, enabled) : "0";
+}
+
+function list(v: readonly string[] | undefined): string {
+  return v && v.length > 0 ? v.join(",") : "-";
+}
+
+export function registerCatalogCommands(program: Command, io: Io): void {
+  withClientOptions(
+    program
+      .command("services")
+      .summary("list services and their health")
+      .description("List the services in the catalog: instance counts by health status, and tags.")
+      .option("--json", "print ServiceSummary[] as JSON"),
+  )
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ weft services\n  $ weft services --json | jq '.[] | select(.critical > 0)'\n",
+    )
+    .action(async (opts: ClientFlags & { json?: boolean }) => {
+      const { value } = await clientFrom(opts, io.cwd).listServices();
+      if (opts.json) {
+        io.out.write(json(value));
+        return;
+      }
+      if (value.length === 0) {
+        io.err.write("no services registered\n");
+        return;
+      }
+      const c = useColor(io.out);
+      const rows = [...value]
+        .sort((a, b) => a.name.localeCompare(b.name))
+        .map((s) => [
+          s.name,
+          String(s.instances),
+          countCell(s.passing, "green", c),
+          countCell(s.warning, "yellow", c),
+          countCell(s.critical, "red", c),
+          list(s.tags),
+        ]);
+      io.out.write(table(["NAME", "INSTANCES", "PASSING", "WARNING", "CRITICAL", "TAGS"], rows));
+    });
+
+  withClientOptions(
+    program
+      .command("instances")
+      .summary("list a service's instances")
+      .description(
+        "List the instances of a service. By default only passing instances are shown\n" +
+          "(what discovery returns); --all shows warning and critical ones too.",
+      )
+      .argument("<service>", "service name")
+      .option("--all", "include warning and critical instances")
+      .option("--json", "print the instances as JSON"),
+  )
+    .addHelpText("after", "\nExamples:\n  $ weft instances api\n  $ weft instances api --all --json\n")
+    .action(async (service: string, opts: ClientFlags & { json?: boolean; all?: boolean }) => {
+      const r = await clientFrom(opts, io.cwd).healthService(service, opts.all ? { status: "any" } : {});
+      if (opts.json) {
+        io.out.write(json(r.instances));
+        return;
+      }
+      if (r.instances.length === 0) {
+        io.err.write(
+          opts.all
+            ? `no instances of ${service}\n`
+            : `no passing instances of ${service} (--all shows every instance)\n`,
+        );
+        return;
+      }
+      io.out.write(instanceTable(r.instances, useColor(io.out)));
+    });
+}
+
+export function instanceTable(instances: readonly Instance[], color: boolean): string {
+  const rows = [...instances]
+    .sort((a, b) => a.id.localeCompare(b.id))
+    .map((i) => [
+      i.id,
+      `${i.address.includes(":") ? `[${i.address}]` : i.address}:${i.port}`,
+      paint(i.status, STATUS_COLOR[i.status] ?? "dim", color),
+      i.checks.length > 0 ? i.checks.map((ch) => `${ch.id}:${ch.status}`).join(",") : "-",
+      list(i.tags),
+      i.datacenter,
+    ]);
+  return table(["ID", "ADDRESS", "STATUS", "CHECKS", "TAGS", "DATACENTER"], rows);
+}

@@ -1,0 +1,134 @@
+/**
+ * `weft server`: runs the control plane in this process (the one place the
+ * CLI imports the control plane instead of using the API client). Prints
+ * `weft server listening on <url>` once it accepts connections (tests and
+ * scripts wait for that line), and on the first start of a data dir the
+ * bootstrap management token. SIGINT/SIGTERM close it gracefully (exit 0);
+ * a second signal, or a close that takes over 10 s, exits at once (1).
+ */
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import type { startServer } from "@weft/controlplane";
+import { WeftError } from "@weft/core";
+import type { Command } from "commander";
+import { BOOTSTRAP_TOKEN_FILE, DEFAULT_DATA_DIR } from "../client-options.js";
+import type { Io } from "../io.js";
+
+const LISTEN_RE = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+const CLOSE_TIMEOUT_MS = 10_000;
+
+interface ServerFlags {
+  listen: string;
+  dataDir: string;
+  store?: string;
+  dev?: boolean;
+}
+
+function listenError(e: unknown, listen: string): unknown {
+  const code = (e as { code?: unknown } | null)?.code;
+  if (code === "EADDRINUSE") {
+    return new WeftError("WEFT_ERR_UNAVAILABLE", {
+      detail: `cannot listen on ${listen}: address already in use`,
+    });
+  }
+  if (code === "EADDRNOTAVAIL" || code === "EACCES") {
+    return new WeftError("WEFT_ERR_UNAVAILABLE", { detail: `cannot listen on ${listen}: ${String(code)}` });
+  }
+  return e;
+}
+
+export function registerServerCommand(program: Command, io: Io): void {
+  program
+    .command("server")
+    .summary("run the control plane")
+    .description(
+      "Run the control plane: catalog, health, config, ACL and the HTTP API.\n" +
+        "State is kept in --data-dir (SQLite) unless --store memory is given. The first\n" +
+        `start of a data dir prints a bootstrap management token and saves it (0600) as\n` +
+        `DIR/${BOOTSTRAP_TOKEN_FILE}; weft commands run from the directory that holds\n` +
+        `./${DEFAULT_DATA_DIR} pick it up automatically.`,
+    )
+    .option("--listen <addr>", "address for the HTTP API (port 0 picks a free port)", "127.0.0.1:7400")
+    .option("--data-dir <dir>", "directory for the store and the bootstrap token", DEFAULT_DATA_DIR)
+    .option("--store <memory|dir>", "store backend: memory, or a data directory (default: --data-dir)")
+    .option("--dev", "development mode: anonymous requests on loopback act as operator (insecure)")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ weft server\n  $ weft server --listen 0.0.0.0:7400 --data-dir /var/lib/weft\n  $ weft server --store memory --dev\n",
+    )
+    .action(async (opts: ServerFlags) => {
+      const m = LISTEN_RE.exec(opts.listen);
+      if (!m || Number(m[2]) > 65535) {
+        throw new WeftError("WEFT_ERR_USAGE", {
+          detail: `--listen "${opts.listen}": expected host:port, e.g. 127.0.0.1:7400`,
+        });
+      }
+      const dataDir = resolve(io.cwd, opts.dataDir);
+      const storeSpec =
+        opts.store === undefined || opts.store === "memory" ? opts.store : resolve(io.cwd, opts.store);
+
+      // Signal handlers go in first: a SIGTERM that arrives while starting, or
+      // right after the listening line was read by a supervisor, still closes cleanly.
+      let signalled: NodeJS.Signals | undefined;
+      let wake: () => void = () => {};
+      const stopRequested = new Promise<void>((r) => {
+        wake = r;
+      });
+      const onSignal = (sig: NodeJS.Signals) => {
+        if (signalled) {
+          io.err.write(`received ${sig} again; exiting now\n`);
+          process.exit(1);
+        }
+        signalled = sig;
+        wake();
+      };
+      process.on("SIGINT", onSignal);
+      process.on("SIGTERM", onSignal);
+
+      let server: Awaited<ReturnType<typeof startServer>>;
+      try {
+        // Loaded here, not at the top: client commands then start without the
+        // control plane's dependencies (SQLite, logger) being loaded at all.
+        const cp = await import("@weft/controlplane");
+        server = await cp.startServer({
+          listen: opts.listen,
+          storeSpec: storeSpec ?? dataDir,
+          dataDir,
+          dev: opts.dev === true,
+        });
+      } catch (e) {
+        throw listenError(e, opts.listen);
+      }
+
+      io.out.write(`weft server listening on ${server.url}\n`);
+      if (opts.dev) {
+        io.err.write(
+          "WARNING: dev mode: anonymous requests from loopback are treated as operator. Do not use in production.\n",
+        );
+      }
+      if (server.bootstrapToken) {
+        const file = join(dataDir, BOOTSTRAP_TOKEN_FILE);
+        if (!existsSync(file)) {
+          // The control plane normally saves it; if not, keep it where the CLI looks.
+          mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+          writeFileSync(file, `${server.bootstrapToken}\n`, { mode: 0o600 });
+        }
+        io.out.write(`bootstrap management token: ${server.bootstrapToken}\n`);
+        io.out.write(`saved to ${file} (mode 0600); it is shown only this once\n`);
+      }
+
+      await stopRequested;
+      io.err.write(`received ${signalled}; shutting down\n`);
+      const force = setTimeout(() => {
+        io.err.write(`shutdown took longer than ${CLOSE_TIMEOUT_MS} ms; exiting\n`);
+        process.exit(1);
+      }, CLOSE_TIMEOUT_MS);
+      force.unref();
+      try {
+        await server.close();
+      } finally {
+        clearTimeout(force);
+      }
+      io.err.write("weft server stopped\n");
+    });
+}

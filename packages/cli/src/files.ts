@@ -1,0 +1,88 @@
+/**
+ * Reading `-f FILE|DIR` for `apply` and `validate`: a file as given, or the
+ * *.yaml / *.yml / *.json files directly in a directory (sorted by name, not
+ * recursive). Each file is validated locally with the api package's
+ * `validateFile`, which renders errors as `file:line:col: Kind "name": path:
+ * message`, before anything is sent anywhere.
+ */
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { parseDocuments, validateFile } from "@weft/api";
+import { WeftError } from "@weft/core";
+
+const EXTENSIONS = /\.(ya?ml|json)$/i;
+
+export interface SourceFile {
+  path: string;
+  text: string;
+}
+
+export interface LoadResult {
+  files: string[];
+  /** The documents as written (not defaulted or normalised): what `apply` sends. */
+  documents: unknown[];
+  /** Number of resources validateFile accepted. */
+  valid: number;
+  /** Rendered errors, in file order. */
+  errors: string[];
+}
+
+function usage(detail: string): WeftError {
+  return new WeftError("WEFT_ERR_USAGE", { detail });
+}
+
+function errnoDetail(e: unknown): string {
+  const code = (e as { code?: unknown }).code;
+  if (code === "ENOENT") return "no such file or directory";
+  if (code === "EACCES") return "permission denied";
+  if (code === "EISDIR") return "is a directory";
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** The files `-f PATH` names, in the order they are read. */
+export function listFiles(path: string): string[] {
+  let st: ReturnType<typeof statSync>;
+  try {
+    st = statSync(path);
+  } catch (e) {
+    throw usage(`cannot read ${path}: ${errnoDetail(e)}`);
+  }
+  if (!st.isDirectory()) return [path];
+  const names = readdirSync(path)
+    .filter((n) => EXTENSIONS.test(n))
+    .sort();
+  const files = names.map((n) => join(path, n)).filter((p) => statSync(p).isFile());
+  if (files.length === 0) throw usage(`no *.yaml, *.yml or *.json files in directory ${path}`);
+  return files;
+}
+
+export function readSources(path: string): SourceFile[] {
+  return listFiles(path).map((p) => {
+    try {
+      return { path: p, text: readFileSync(p, "utf8") };
+    } catch (e) {
+      throw usage(`cannot read ${p}: ${errnoDetail(e)}`);
+    }
+  });
+}
+
+/**
+ * The documents as written, for sending: the server validates and defaults
+ * them itself, and stores them as applied. Only called on valid files.
+ */
+function rawDocuments(text: string): unknown[] {
+  return parseDocuments(text).documents.map((d) => d.value);
+}
+
+/** Reads and validates every file under `path`; never contacts a server. */
+export function loadResources(path: string): LoadResult {
+  const sources = readSources(path);
+  const out: LoadResult = { files: sources.map((s) => s.path), documents: [], valid: 0, errors: [] };
+  for (const src of sources) {
+    const r = validateFile(src.text, src.path);
+    out.errors.push(...r.errors.map((e) => e.text));
+    out.valid += r.resources.length;
+    if (r.errors.length === 0) out.documents.push(...rawDocuments(src.text));
+  }
+  return out;
+}
