@@ -1,7 +1,7 @@
 import fc from "fast-check";
-import { describe, expect, test } from "vitest";
+import { describe, expect, it, test } from "vitest";
 import { parseResource, type Resource } from "./resources/index.js";
-import { formatPath, validateFile, validateSet } from "./validate.js";
+import { formatPath, validateFile, validateFiles, validateSet } from "./validate.js";
 
 const product = `kind: Workload
 name: web
@@ -507,4 +507,40 @@ test.each([
   [[0], "[0]"],
 ])("formatPath(%j) = %s", (path, expected) => {
   expect(formatPath(path)).toBe(expected);
+});
+
+describe("validateFiles (a directory as one set)", () => {
+  const resolver =
+    "kind: Resolver\nname: api\nsubsets:\n  v1: {meta: {version: v1}}\n  v2: {meta: {version: v2}}\n";
+  const split = (subset: string) =>
+    `kind: Split\nname: api\nsplits:\n  - {weight: 50, subset: v1}\n  - {weight: 50, subset: ${subset}}\n`;
+
+  it("resolves references across files", () => {
+    const r = validateFiles([
+      { fileName: "a-split.yaml", text: split("v2") },
+      { fileName: "b-resolver.yaml", text: resolver },
+    ]);
+    expect(r.errors).toEqual([]);
+    expect(r.resources.map((x) => x.kind)).toEqual(["Split", "Resolver"]);
+  });
+
+  it("names the file that holds the broken reference", () => {
+    const r = validateFiles([
+      { fileName: "a-split.yaml", text: split("v3") },
+      { fileName: "b-resolver.yaml", text: resolver },
+    ]);
+    expect(r.errors).toHaveLength(1);
+    expect(r.errors[0]?.file).toBe("a-split.yaml");
+    expect(r.errors[0]?.line).toBe(5);
+    expect(r.errors[0]?.text).toMatch(/^a-split\.yaml:5:\d+: Split "api": splits\[1\]\.subset: .*v3/);
+  });
+
+  it("refuses the same resource defined in two files", () => {
+    const r = validateFiles([
+      { fileName: "one.yaml", text: resolver },
+      { fileName: "two.yaml", text: resolver },
+    ]);
+    expect(r.errors.length).toBeGreaterThan(0);
+    expect(r.errors.some((e) => e.file === "two.yaml" && /Resolver "api"/.test(e.text))).toBe(true);
+  });
 });

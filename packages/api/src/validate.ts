@@ -8,7 +8,7 @@
  * Each error names file:line:column, the document and the field path:
  *   weft.yaml:12:5: Split "api": splits[1].weight: expected a number, got string
  */
-import { parseDocuments } from "./documents.js";
+import { parseDocuments, type SourceDocument } from "./documents.js";
 import {
   type Gateway,
   type Kind,
@@ -94,45 +94,83 @@ function fileError(e: Omit<FileError, "text">): FileError {
   return { ...e, text: renderError(e) };
 }
 
+export interface SourceText {
+  text: string;
+  fileName: string;
+}
+
+function crashError(fileName: string, e: unknown): FileError {
+  return fileError({
+    file: fileName,
+    line: 1,
+    column: 1,
+    document: "file",
+    path: [],
+    message: `could not be checked: ${e instanceof Error ? e.message : String(e)}`,
+  });
+}
+
 /**
  * Validates a file's text: syntax, schema of every document, then the set
  * rules (only once every document passed its schema, so that one broken
  * document does not cause follow-on errors in others). Never throws.
  */
 export function validateFile(text: string, fileName: string, options: ValidateOptions = {}): ValidatedFile {
+  return validateFiles([{ text, fileName }], options);
+}
+
+/**
+ * Validates several files as ONE set (a directory given to `weft apply -f`
+ * or `weft validate -f`): references and port collisions are checked across
+ * all of them, and each error names the file it is in. Never throws.
+ */
+export function validateFiles(files: readonly SourceText[], options: ValidateOptions = {}): ValidatedFile {
   const resources: Resource[] = [];
   const errors: FileError[] = [];
-  try {
-    const parsed = parseDocuments(text);
-    for (const e of parsed.errors) {
-      const document = e.index === undefined ? "file" : `document ${e.index + 1}`;
-      errors.push(
-        fileError({ file: fileName, line: e.line, column: e.column, document, path: [], message: e.message }),
-      );
-    }
-    const sources: { doc: (typeof parsed.documents)[number]; label: string }[] = [];
-    for (const doc of parsed.documents) {
-      const label = documentLabel(doc.value, doc.index);
-      const r = parseResource(doc.value);
-      if (r.ok) {
-        resources.push(r.resource);
-        sources.push({ doc, label });
-      } else {
-        for (const issue of r.issues) {
-          const at = doc.locate(issue.path);
-          errors.push(
-            fileError({ file: fileName, ...at, document: label, path: issue.path, message: issue.message }),
-          );
+  const sources: { doc: SourceDocument; label: string; fileName: string }[] = [];
+  for (const { text, fileName } of files) {
+    try {
+      const parsed = parseDocuments(text);
+      for (const e of parsed.errors) {
+        const document = e.index === undefined ? "file" : `document ${e.index + 1}`;
+        errors.push(
+          fileError({
+            file: fileName,
+            line: e.line,
+            column: e.column,
+            document,
+            path: [],
+            message: e.message,
+          }),
+        );
+      }
+      for (const doc of parsed.documents) {
+        const label = documentLabel(doc.value, doc.index);
+        const r = parseResource(doc.value);
+        if (r.ok) {
+          resources.push(r.resource);
+          sources.push({ doc, label, fileName });
+        } else {
+          for (const issue of r.issues) {
+            const at = doc.locate(issue.path);
+            errors.push(
+              fileError({ file: fileName, ...at, document: label, path: issue.path, message: issue.message }),
+            );
+          }
         }
       }
+    } catch (e) {
+      errors.push(crashError(fileName, e));
     }
-    if (errors.length === 0) {
+  }
+  if (errors.length === 0) {
+    try {
       for (const issue of validateSet(resources, options.existing, options)) {
         const src = sources[issue.index];
         const at = src ? src.doc.locate(issue.path) : { line: 1, column: 1 };
         errors.push(
           fileError({
-            file: fileName,
+            file: src?.fileName ?? files[0]?.fileName ?? "input",
             ...at,
             document: src?.label ?? `${issue.kind} ${JSON.stringify(issue.name)}`,
             path: issue.path,
@@ -140,20 +178,14 @@ export function validateFile(text: string, fileName: string, options: ValidateOp
           }),
         );
       }
+    } catch (e) {
+      errors.push(crashError(files[0]?.fileName ?? "input", e));
     }
-  } catch (e) {
-    errors.push(
-      fileError({
-        file: fileName,
-        line: 1,
-        column: 1,
-        document: "file",
-        path: [],
-        message: `could not be checked: ${e instanceof Error ? e.message : String(e)}`,
-      }),
-    );
   }
-  errors.sort((a, b) => a.line - b.line || a.column - b.column);
+  const order = new Map(files.map((f, i) => [f.fileName, i]));
+  errors.sort(
+    (a, b) => (order.get(a.file) ?? 0) - (order.get(b.file) ?? 0) || a.line - b.line || a.column - b.column,
+  );
   return { resources, errors };
 }
 

@@ -1,13 +1,13 @@
 /**
  * Reading `-f FILE|DIR` for `apply` and `validate`: a file as given, or the
  * *.yaml / *.yml / *.json files directly in a directory (sorted by name, not
- * recursive). Each file is validated locally with the api package's
- * `validateFile`, which renders errors as `file:line:col: Kind "name": path:
+ * recursive). The files are validated locally, as one set, with the api
+ * package's `validateFiles`, which renders errors as `file:line:col: Kind "name": path:
  * message`, before anything is sent anywhere.
  */
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { parseDocuments, validateFile } from "@weft/api";
+import { parseDocuments, validateFiles } from "@weft/api";
 import { WeftError } from "@weft/core";
 
 const EXTENSIONS = /\.(ya?ml|json)$/i;
@@ -74,15 +74,20 @@ function rawDocuments(text: string): unknown[] {
   return parseDocuments(text).documents.map((d) => d.value);
 }
 
-/** Reads and validates every file under `path`; never contacts a server. */
+/**
+ * Reads and validates every file under `path` as one set (so a directory's
+ * files may refer to each other, and port collisions across files are
+ * caught); never contacts a server.
+ */
 export function loadResources(path: string): LoadResult {
   const sources = readSources(path);
-  const out: LoadResult = { files: sources.map((s) => s.path), documents: [], valid: 0, errors: [] };
-  for (const src of sources) {
-    const r = validateFile(src.text, src.path);
-    out.errors.push(...r.errors.map((e) => e.text));
-    out.valid += r.resources.length;
-    if (r.errors.length === 0) out.documents.push(...rawDocuments(src.text));
-  }
+  const r = validateFiles(sources.map((s) => ({ text: s.text, fileName: s.path })));
+  const out: LoadResult = {
+    files: sources.map((s) => s.path),
+    documents: [],
+    valid: r.errors.length === 0 ? r.resources.length : 0,
+    errors: r.errors.map((e) => e.text),
+  };
+  if (r.errors.length === 0) for (const src of sources) out.documents.push(...rawDocuments(src.text));
   return out;
 }
