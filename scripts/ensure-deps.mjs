@@ -17,7 +17,9 @@ const stale =
   !existsSync(marker) ||
   (existsSync(lock) && statSync(lock).mtimeMs > statSync(marker).mtimeMs + 1000);
 if (stale) {
-  console.log("[weft] installing dependencies (npm install --no-save; better-sqlite3 compiles, about a minute)...");
+  console.log(
+    "[weft] installing dependencies (npm install --no-save; better-sqlite3 compiles, about a minute)...",
+  );
   const r = spawnSync("npm", ["install", "--no-save", "--no-audit", "--no-fund"], { stdio: "inherit" });
   if (r.status !== 0) process.exit(r.status ?? 1);
 }
