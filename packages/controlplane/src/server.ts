@@ -69,6 +69,37 @@ export const SERVER_LIMITS = {
   drainTimeoutMs: 3_000,
 } as const;
 
+/**
+ * Test/ops tuning of the listener's timeouts without a code change:
+ * `WEFT_API_HEADERS_TIMEOUT_MS` and `WEFT_API_REQUEST_TIMEOUT_MS` (integers,
+ * 100..600000) override `headersTimeoutMs` / `requestTimeoutMs`. The e2e
+ * hardening test sets them to a few seconds so slowloris and slow-body cases
+ * finish quickly; operators may tighten them on an exposed listener. A value
+ * that does not parse fails the start (never a silent fallback to no limit).
+ * The request timeout is raised to the headers timeout if below it (Node
+ * requires headersTimeout <= requestTimeout).
+ */
+export function listenerTimeouts(env: NodeJS.ProcessEnv = process.env): {
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+} {
+  const read = (name: string, dflt: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw === "") return dflt;
+    const n = /^\d{1,6}$/.test(raw.trim()) ? Number(raw.trim()) : Number.NaN;
+    if (!(n >= 100 && n <= 600_000)) {
+      throw weftError("WEFT_ERR_USAGE", { detail: `${name}="${raw.slice(0, 20)}": expected 100..600000 (ms)` });
+    }
+    return n;
+  };
+  const headersTimeoutMs = read("WEFT_API_HEADERS_TIMEOUT_MS", SERVER_LIMITS.headersTimeoutMs);
+  const requestTimeoutMs = Math.max(
+    headersTimeoutMs,
+    read("WEFT_API_REQUEST_TIMEOUT_MS", SERVER_LIMITS.requestTimeoutMs),
+  );
+  return { headersTimeoutMs, requestTimeoutMs };
+}
+
 export function parseListen(listen: string): { host: string; port: number } {
   const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(listen.trim());
   const port = m ? Number(m[3]) : Number.NaN;
@@ -94,6 +125,7 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
   const log = opts.logger ?? createLogger();
   const clock = opts.clock ?? systemClock;
   const { host, port } = parseListen(opts.listen);
+  const timeouts = listenerTimeouts();
   const dev = opts.dev ?? false;
   if (dev && !isLoopback(host)) {
     throw weftError("WEFT_ERR_USAGE", {
@@ -161,8 +193,8 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
     const srv = createServer(
       {
         maxHeaderSize: SERVER_LIMITS.maxHeaderSize,
-        headersTimeout: SERVER_LIMITS.headersTimeoutMs,
-        requestTimeout: SERVER_LIMITS.requestTimeoutMs,
+        headersTimeout: timeouts.headersTimeoutMs,
+        requestTimeout: timeouts.requestTimeoutMs,
         keepAliveTimeout: SERVER_LIMITS.keepAliveTimeoutMs,
         connectionsCheckingInterval: 1_000,
       },

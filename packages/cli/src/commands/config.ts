@@ -83,8 +83,9 @@ export function registerConfigCommands(program: Command, io: Io): void {
         const kind = resolveKind(kindArg);
         const client = clientFrom(opts, io.cwd);
         const format = opts.json ? "json" : opts.output;
-        const items =
+        const fetched =
           name === undefined ? (await client.listConfig(kind)).value : [await client.getConfig(kind, name)];
+        const items = fetched.map(headFirst);
         if (format === "json") {
           io.out.write(json(name === undefined ? items : items[0]));
         } else if (format === "yaml") {
@@ -223,4 +224,10 @@ export function resourceTable(kind: string, items: readonly ClientResource[]): s
     ["KIND", "NAME", ...cols.headers],
     items.map((r) => [str(r.kind ?? kind), str(r.name), ...cols.cells(r)]),
   );
+}
+
+/** `kind` and `name` first, as people write resources; the server stores keys sorted. */
+function headFirst(resource: ClientResource): ClientResource {
+  const { kind, name, ...rest } = resource;
+  return { kind, name, ...rest };
 }

@@ -261,8 +261,16 @@ export class Catalog implements Disposable {
     this.pending.add(p);
   }
 
-  /** TTL expiry: passing/warning -> critical, re-checked against the store under the lock. */
-  private async expire(id: string, checkId: string): Promise<void> {
+  /**
+   * Runs `fn` under the instance's lock with the instance as stored (not as
+   * mirrored: a sweep must act on the latest write), its check and the
+   * check's runtime; does nothing when any of them is gone.
+   */
+  private async withStoredCheck(
+    id: string,
+    checkId: string,
+    fn: (kv: KeyValue, inst: StoredInstance, check: CheckState, rt: CheckRuntime) => Promise<void>,
+  ): Promise<void> {
     await this.withLock(id, async () => {
       const entry = this.byId.get(id);
       if (!entry || this.disposed) return;
@@ -271,7 +279,15 @@ export class Catalog implements Disposable {
       const inst = JSON.parse(kv.value) as StoredInstance;
       const check = inst.checks.find((c) => c.id === checkId);
       const rt = this.runtime.get(checkKey(id, checkId));
-      if (!check || !rt || check.status === "critical") return;
+      if (!check || !rt) return;
+      await fn(kv, inst, check, rt);
+    });
+  }
+
+  /** TTL expiry: passing/warning -> critical, re-checked against the store under the lock. */
+  private async expire(id: string, checkId: string): Promise<void> {
+    await this.withStoredCheck(id, checkId, async (kv, inst, check, rt) => {
+      if (check.status === "critical") return;
       const now = this.clock.now();
       if (now < rt.lastReport + check.ttlMs) return;
       check.status = "critical";
@@ -292,15 +308,8 @@ export class Catalog implements Disposable {
   }
 
   private async reap(id: string, checkId: string): Promise<void> {
-    await this.withLock(id, async () => {
-      const entry = this.byId.get(id);
-      if (!entry || this.disposed) return;
-      const kv = await this.store.get(entry.key);
-      if (!kv) return;
-      const inst = JSON.parse(kv.value) as StoredInstance;
-      const check = inst.checks.find((c) => c.id === checkId);
-      const rt = this.runtime.get(checkKey(id, checkId));
-      if (!check || !rt || check.status !== "critical") return;
+    await this.withStoredCheck(id, checkId, async (kv, inst, check, rt) => {
+      if (check.status !== "critical") return;
       const now = this.clock.now();
       if (now < Math.max(check.criticalSince ?? now, rt.graceFrom) + this.dcaOf(check)) return;
       this.log?.info(
