@@ -58,7 +58,7 @@ export const ERRORS = {
     status: 500,
     grpc: 15,
     message:
-      "store at {path} is corrupt or unreadable: {detail}; refusing to start (restore a snapshot or move the file away)",
+      "store at {path} is corrupt or unreadable: {detail}; refusing to start (restore a backup of the data dir, or move the file away to start empty on purpose)",
   },
   WEFT_ERR_STORE_COMPACTED: {
     status: 410,
