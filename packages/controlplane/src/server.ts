@@ -19,6 +19,7 @@ import { ConfigService, type ResourceModel } from "./config/config.js";
 import { apiResourceModel } from "./config/model.js";
 import { createApiHandler } from "./http/api.js";
 import { BlockingQueries } from "./http/blocking.js";
+import { sendError } from "./http/respond.js";
 import { createLogger } from "./logger.js";
 import { openStore } from "./store/open-store.js";
 import type { Store } from "./store/store.js";
@@ -88,7 +89,9 @@ export function listenerTimeouts(env: NodeJS.ProcessEnv = process.env): {
     if (raw === undefined || raw === "") return dflt;
     const n = /^\d{1,6}$/.test(raw.trim()) ? Number(raw.trim()) : Number.NaN;
     if (!(n >= 100 && n <= 600_000)) {
-      throw weftError("WEFT_ERR_USAGE", { detail: `${name}="${raw.slice(0, 20)}": expected 100..600000 (ms)` });
+      throw weftError("WEFT_ERR_USAGE", {
+        detail: `${name}="${raw.slice(0, 20)}": expected 100..600000 (ms)`,
+      });
     }
     return n;
   };
@@ -185,9 +188,27 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
     const active = new Set<ServerResponse>();
     let draining = false;
     const handler = (req: IncomingMessage, res: ServerResponse) => {
+      // A request arrived: lift the idle-before-first-request timer set on "connection" below
+      // (a long-poll may then be held for minutes; keep-alive idling is Node's keepAliveTimeout).
+      if (req.socket.timeout) req.socket.setTimeout(0);
       if (draining) res.shouldKeepAlive = false;
       active.add(res);
       res.on("close", () => active.delete(res));
+      // Node's maxHeadersCount silently DROPS the headers past the count (a header the client
+      // sent would be ignored, e.g. an Authorization after the 64th): the parser keeps one more
+      // than the limit so that a request over it is detected here and refused (HARDENING: too many headers).
+      if (req.rawHeaders.length > 2 * SERVER_LIMITS.maxHeadersCount) {
+        res.shouldKeepAlive = false;
+        sendError(
+          res,
+          weftError("WEFT_ERR_HEADERS_TOO_LARGE", {
+            detail: `more than ${SERVER_LIMITS.maxHeadersCount} headers`,
+          }),
+          log,
+          { connection: "close" },
+        );
+        return;
+      }
       api(req, res);
     };
     const srv = createServer(
@@ -201,9 +222,13 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
       handler,
     );
     server = srv;
-    srv.maxHeadersCount = SERVER_LIMITS.maxHeadersCount;
+    srv.maxHeadersCount = SERVER_LIMITS.maxHeadersCount + 1; // + 1: see the check in `handler`
     srv.maxConnections = SERVER_LIMITS.maxConnections;
     srv.on("clientError", (err: Error & { code?: string }, socket: Socket) => onClientError(err, socket));
+    // Node's headersTimeout only starts with a request's first byte: a connection that never
+    // sends one would be held forever (an idle-connection flood). Close it after the headers
+    // timeout of silence; `handler` lifts this timer when a request arrives.
+    srv.on("connection", (socket: Socket) => socket.setTimeout(timeouts.headersTimeoutMs));
 
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error) => {
@@ -268,6 +293,9 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
   }
 }
 
+/** How long a connection refused by the parser may linger after its error answer was sent. */
+const CLIENT_ERROR_LINGER_MS = 500;
+
 /** Malformed requests rejected by Node's parser get a JSON error too, then the socket closes. */
 function onClientError(err: Error & { code?: string }, socket: Socket): void {
   if (err.code === "ECONNRESET" || !socket.writable) {
@@ -281,6 +309,16 @@ function onClientError(err: Error & { code?: string }, socket: Socket): void {
         ? weftError("WEFT_ERR_REQUEST_TIMEOUT")
         : weftError("WEFT_ERR_BAD_REQUEST", { detail: err.code ?? "parse error" });
   const body = JSON.stringify(e.toJSON());
+  // A response of the request is already on the wire: a second status line would desync the client.
+  const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (inFlight?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  // The HTTP server's sockets are half-open: end() alone only sends our FIN, and a client that
+  // never closes its side (slowloris) would keep the connection forever. Destroy it once the
+  // answer is flushed, after a short grace so the client can read it before a reset.
+  socket.once("finish", () => setTimeout(() => socket.destroy(), CLIENT_ERROR_LINGER_MS).unref());
   socket.end(
     `HTTP/1.1 ${e.status} ${e.status === 431 ? "Request Header Fields Too Large" : e.status === 408 ? "Request Timeout" : "Bad Request"}\r\n` +
       `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,

@@ -21,8 +21,48 @@ export function sendJson(
 ): void {
   if (res.headersSent || res.destroyed) return;
   const text = JSON.stringify(body);
-  res.writeHead(status, { ...BASE_HEADERS, "content-length": Buffer.byteLength(text), ...headers });
+  const extra: Record<string, string | number> = {};
+  if (res.req !== undefined && !res.req.complete) {
+    // Answered before the request's body was read (401/403/404/405/415/413...): close after the
+    // answer instead of parsing the unread rest of the body on a kept-alive connection, where a
+    // malformed body would draw a second, unsolicited response (HARDENING: smuggling, pipelining).
+    res.shouldKeepAlive = false;
+    extra.connection = "close";
+    lingerAfter(res);
+  }
+  res.writeHead(status, { ...BASE_HEADERS, "content-length": Buffer.byteLength(text), ...extra, ...headers });
   res.end(text);
+}
+
+/** After an early answer: how long, and how many bytes, the unread rest of a body is still drained. */
+const LINGER_MS = 2_000;
+const LINGER_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Lingering close (as Apache and nginx do). Node destroys the socket as soon as a
+ * `connection: close` answer is flushed; with request bytes still arriving, the kernel then
+ * answers them with a reset that can discard our answer before the client has read it (a 413
+ * seen as ECONNRESET). Instead, after our FIN, read and discard what still comes for at most
+ * LINGER_MS / LINGER_BYTES, then destroy. Parse errors meanwhile destroy at once (server.ts).
+ */
+function lingerAfter(res: ServerResponse): void {
+  const req = res.req;
+  const socket = req.socket;
+  res.once("finish", () => {
+    // Node's own "finish" listener ran first and called socket.destroySoon(): end(), then
+    // once("finish", destroy). Keep the end(), replace the immediate destroy with a bounded one.
+    socket.removeListener("finish", socket.destroy);
+    const cut = () => socket.destroy();
+    const timer = setTimeout(cut, LINGER_MS);
+    timer.unref();
+    socket.once("close", () => clearTimeout(timer));
+    let drained = 0;
+    req.on("data", (c: Buffer) => {
+      drained += c.length;
+      if (drained > LINGER_BYTES) cut();
+    });
+    req.resume();
+  });
 }
 
 /** Maps any thrown value to its status and `{error: {code, message}}` body, logging what must be logged. */
