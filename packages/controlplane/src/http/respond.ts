@@ -42,8 +42,8 @@ const LINGER_BYTES = 8 * 1024 * 1024;
  * Lingering close (as Apache and nginx do). Node destroys the socket as soon as a
  * `connection: close` answer is flushed; with request bytes still arriving, the kernel then
  * answers them with a reset that can discard our answer before the client has read it (a 413
- * seen as ECONNRESET). Instead, after our FIN, read and discard what still comes for at most
- * LINGER_MS / LINGER_BYTES, then destroy. Parse errors meanwhile destroy at once (server.ts).
+ * seen as ECONNRESET). Instead, after our FIN, read and discard what still comes (at most
+ * LINGER_BYTES, then stop reading) and destroy after LINGER_MS or when the client closes. Parse errors meanwhile destroy at once (server.ts).
  */
 function lingerAfter(res: ServerResponse): void {
   const req = res.req;
@@ -56,10 +56,13 @@ function lingerAfter(res: ServerResponse): void {
     const timer = setTimeout(cut, LINGER_MS);
     timer.unref();
     socket.once("close", () => clearTimeout(timer));
+    // Past LINGER_BYTES stop reading (TCP backpressure) rather than destroy: a destroy with
+    // unread bytes sends a reset at once, and a reset makes the client's kernel drop our answer
+    // if the client has not read it yet. Only the time bound destroys.
     let drained = 0;
     req.on("data", (c: Buffer) => {
       drained += c.length;
-      if (drained > LINGER_BYTES) cut();
+      if (drained > LINGER_BYTES) req.pause();
     });
     req.resume();
   });
