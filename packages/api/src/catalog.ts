@@ -7,7 +7,15 @@
  * removed from the catalog.
  */
 import { z } from "zod";
-import { durationSchema, instanceIdSchema, metaSchema, nameSchema, portSchema, tagsSchema } from "./names.js";
+import {
+  checkIdSchema,
+  durationSchema,
+  instanceIdSchema,
+  metaSchema,
+  nameSchema,
+  portSchema,
+  tagsSchema,
+} from "./names.js";
 
 export const HEALTH_STATUSES = ["passing", "warning", "critical"] as const;
 export const healthStatusSchema = z.enum(HEALTH_STATUSES);
@@ -30,10 +38,7 @@ export const localitySchema = z.strictObject({
 
 export const checkRegistrationSchema = z.strictObject({
   /** Unique within the instance. Default: "ttl". */
-  id: z
-    .string()
-    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/)
-    .default("ttl"),
+  id: checkIdSchema.default("ttl"),
   name: z.string().max(128).optional(),
   /** The check goes critical when not reported within this long. */
   ttl: durationSchema,

@@ -19,6 +19,14 @@ export const instanceIdSchema = z
     "must be 1-128 chars of A-Z a-z 0-9 . _ : - (starting alphanumeric)",
   );
 
+/** A check id, unique within its instance. */
+export const checkIdSchema = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/,
+    "must be 1-64 chars of A-Z a-z 0-9 . _ - (starting alphanumeric)",
+  );
+
 /** A Go-style duration string ("500ms", "10s", "1h30m"), carried as milliseconds after parsing. */
 export const durationSchema = z.string().transform((text, ctx) => {
   const r = parseDuration(text);

@@ -7,7 +7,13 @@
  * watches, close the store.
  */
 import { chmod, writeFile } from "node:fs/promises";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import {
+  createServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+  STATUS_CODES,
+} from "node:http";
 import type { Socket } from "node:net";
 import { isIP } from "node:net";
 import { join } from "node:path";
@@ -320,7 +326,7 @@ function onClientError(err: Error & { code?: string }, socket: Socket): void {
   // answer is flushed, after a short grace so the client can read it before a reset.
   socket.once("finish", () => setTimeout(() => socket.destroy(), CLIENT_ERROR_LINGER_MS).unref());
   socket.end(
-    `HTTP/1.1 ${e.status} ${e.status === 431 ? "Request Header Fields Too Large" : e.status === 408 ? "Request Timeout" : "Bad Request"}\r\n` +
+    `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status]}\r\n` +
       `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
   );
 }

@@ -6,15 +6,11 @@
  * bootstrap management token. SIGINT/SIGTERM close it gracefully (exit 0);
  * a second signal, or a close that takes over 10 s, exits at once (1).
  */
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import type { startServer } from "@weft/controlplane";
-import { WeftError } from "@weft/core";
 import type { Command } from "commander";
 import { BOOTSTRAP_TOKEN_FILE, DEFAULT_DATA_DIR } from "../client-options.js";
 import type { Io } from "../io.js";
 
-const LISTEN_RE = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 const CLOSE_TIMEOUT_MS = 10_000;
 
 interface ServerFlags {
@@ -22,19 +18,6 @@ interface ServerFlags {
   dataDir: string;
   store?: string;
   dev?: boolean;
-}
-
-function listenError(e: unknown, listen: string): unknown {
-  const code = (e as { code?: unknown } | null)?.code;
-  if (code === "EADDRINUSE") {
-    return new WeftError("WEFT_ERR_UNAVAILABLE", {
-      detail: `cannot listen on ${listen}: address already in use`,
-    });
-  }
-  if (code === "EADDRNOTAVAIL" || code === "EACCES") {
-    return new WeftError("WEFT_ERR_UNAVAILABLE", { detail: `cannot listen on ${listen}: ${String(code)}` });
-  }
-  return e;
 }
 
 export function registerServerCommand(program: Command, io: Io): void {
@@ -57,12 +40,6 @@ export function registerServerCommand(program: Command, io: Io): void {
       "\nExamples:\n  $ weft server\n  $ weft server --listen 0.0.0.0:7400 --data-dir /var/lib/weft\n  $ weft server --store memory --dev\n",
     )
     .action(async (opts: ServerFlags) => {
-      const m = LISTEN_RE.exec(opts.listen);
-      if (!m || Number(m[2]) > 65535) {
-        throw new WeftError("WEFT_ERR_USAGE", {
-          detail: `--listen "${opts.listen}": expected host:port, e.g. 127.0.0.1:7400`,
-        });
-      }
       const dataDir = resolve(io.cwd, opts.dataDir);
       const storeSpec =
         opts.store === undefined || opts.store === "memory" ? opts.store : resolve(io.cwd, opts.store);
@@ -85,20 +62,16 @@ export function registerServerCommand(program: Command, io: Io): void {
       process.on("SIGINT", onSignal);
       process.on("SIGTERM", onSignal);
 
-      let server: Awaited<ReturnType<typeof startServer>>;
-      try {
-        // Loaded here, not at the top: client commands then start without the
-        // control plane's dependencies (SQLite, logger) being loaded at all.
-        const cp = await import("@weft/controlplane");
-        server = await cp.startServer({
-          listen: opts.listen,
-          storeSpec: storeSpec ?? dataDir,
-          dataDir,
-          dev: opts.dev === true,
-        });
-      } catch (e) {
-        throw listenError(e, opts.listen);
-      }
+      // Loaded here, not at the top: client commands then start without the
+      // control plane's dependencies (SQLite, logger) being loaded at all.
+      // startServer validates --listen and names listen failures itself.
+      const cp = await import("@weft/controlplane");
+      const server = await cp.startServer({
+        listen: opts.listen,
+        storeSpec: storeSpec ?? dataDir,
+        dataDir,
+        dev: opts.dev === true,
+      });
 
       io.out.write(`weft server listening on ${server.url}\n`);
       if (opts.dev) {
@@ -107,14 +80,13 @@ export function registerServerCommand(program: Command, io: Io): void {
         );
       }
       if (server.bootstrapToken) {
-        const file = join(dataDir, BOOTSTRAP_TOKEN_FILE);
-        if (!existsSync(file)) {
-          // The control plane normally saves it; if not, keep it where the CLI looks.
-          mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-          writeFileSync(file, `${server.bootstrapToken}\n`, { mode: 0o600 });
-        }
         io.out.write(`bootstrap management token: ${server.bootstrapToken}\n`);
-        io.out.write(`saved to ${file} (mode 0600); it is shown only this once\n`);
+        // The control plane saves it in a data dir; a memory store has none (and a token file
+        // there would outlive the server it belongs to).
+        const file = join(dataDir, BOOTSTRAP_TOKEN_FILE);
+        if (storeSpec !== "memory")
+          io.out.write(`saved to ${file} (mode 0600); it is shown only this once\n`);
+        else io.out.write("not saved (memory store); it is shown only this once\n");
       }
 
       await stopRequested;

@@ -80,8 +80,14 @@ interface CheckRuntime {
 
 type ChangeListener = (services: ReadonlySet<string>) => void;
 
+/** The deadline wheel's key of a check: instance id and check id, NUL-separated (ids never hold NUL). */
 function checkKey(id: string, checkId: string): string {
   return `${id}\u0000${checkId}`;
+}
+
+function splitCheckKey(k: string): [id: string, checkId: string] {
+  const sep = k.indexOf("\u0000");
+  return [k.slice(0, sep), k.slice(sep + 1)];
 }
 
 export class Catalog implements Disposable {
@@ -89,7 +95,8 @@ export class Catalog implements Disposable {
   private readonly byService = new Map<string, Map<string, Entry>>();
   /** Store revision of the last change to each service (kept after its last instance leaves). */
   private readonly serviceIndexes = new Map<string, number>();
-  private readonly runtime = new Map<string, CheckRuntime>();
+  /** Per instance id, per check id: what heartbeats change without a store write. */
+  private readonly runtime = new Map<string, Map<string, CheckRuntime>>();
   private readonly inflight = new Set<string>();
   private readonly pending = new Set<Promise<unknown>>();
   private readonly locks = new Map<string, Promise<unknown>>();
@@ -182,14 +189,11 @@ export class Catalog implements Disposable {
     const idx = this.serviceIndexes.get(parsed.service) ?? 0;
     this.serviceIndexes.set(parsed.service, Math.max(idx, kv.modRevision));
     const now = this.clock.now();
-    const live = new Set<string>();
     for (const check of inst.checks) {
-      const k = checkKey(parsed.id, check.id);
-      live.add(k);
-      if (!this.runtime.has(k)) this.runtime.set(k, { lastReport: now, graceFrom: now });
+      if (!this.rt(parsed.id, check.id)) this.setRt(parsed.id, check.id, { lastReport: now, graceFrom: now });
       this.evaluate(parsed.id, check.id);
     }
-    this.dropRuntime(parsed.id, live);
+    this.dropRuntime(parsed.id, new Set(inst.checks.map((c) => c.id)));
     return parsed.service;
   }
 
@@ -204,14 +208,29 @@ export class Catalog implements Disposable {
     if (svc && svc.size === 0) this.byService.delete(service);
   }
 
-  private dropRuntime(id: string, keep: ReadonlySet<string>): void {
-    const prefix = `${id}\u0000`;
-    for (const k of this.runtime.keys()) {
-      if (k.startsWith(prefix) && !keep.has(k)) {
-        this.runtime.delete(k);
-        this.wheel.cancel(k);
-      }
+  private rt(id: string, checkId: string): CheckRuntime | undefined {
+    return this.runtime.get(id)?.get(checkId);
+  }
+
+  private setRt(id: string, checkId: string, rt: CheckRuntime): void {
+    let checks = this.runtime.get(id);
+    if (!checks) {
+      checks = new Map();
+      this.runtime.set(id, checks);
     }
+    checks.set(checkId, rt);
+  }
+
+  /** Forgets the runtime (and deadline) of the instance's checks not in `keep`. */
+  private dropRuntime(id: string, keep: ReadonlySet<string>): void {
+    const checks = this.runtime.get(id);
+    if (!checks) return;
+    for (const checkId of checks.keys()) {
+      if (keep.has(checkId)) continue;
+      checks.delete(checkId);
+      this.wheel.cancel(checkKey(id, checkId));
+    }
+    if (checks.size === 0) this.runtime.delete(id);
   }
 
   // --- health state machine ----------------------------------------------
@@ -221,8 +240,7 @@ export class Catalog implements Disposable {
   }
 
   private onDue(k: string): void {
-    const sep = k.indexOf("\u0000");
-    this.evaluate(k.slice(0, sep), k.slice(sep + 1));
+    this.evaluate(...splitCheckKey(k));
   }
 
   /** Acts on a check whose deadline has come, or schedules its next deadline. */
@@ -231,7 +249,7 @@ export class Catalog implements Disposable {
     const k = checkKey(id, checkId);
     const entry = this.byId.get(id);
     const check = entry?.inst.checks.find((c) => c.id === checkId);
-    const rt = this.runtime.get(k);
+    const rt = this.rt(id, checkId);
     if (!entry || !check || !rt) return;
     if (this.inflight.has(k)) return; // re-evaluated when the write lands
     const now = this.clock.now();
@@ -255,8 +273,7 @@ export class Catalog implements Disposable {
       .finally(() => {
         this.inflight.delete(k);
         this.pending.delete(p);
-        const sep = k.indexOf("\u0000");
-        this.evaluate(k.slice(0, sep), k.slice(sep + 1));
+        this.evaluate(...splitCheckKey(k));
       });
     this.pending.add(p);
   }
@@ -278,7 +295,7 @@ export class Catalog implements Disposable {
       if (!kv) return;
       const inst = JSON.parse(kv.value) as StoredInstance;
       const check = inst.checks.find((c) => c.id === checkId);
-      const rt = this.runtime.get(checkKey(id, checkId));
+      const rt = this.rt(id, checkId);
       if (!check || !rt) return;
       await fn(kv, inst, check, rt);
     });
@@ -424,10 +441,8 @@ export class Catalog implements Disposable {
       }
       // A new registration (or new check) starts its TTL now.
       for (const c of checks) {
-        const k = checkKey(id, c.id);
-        const rt = this.runtime.get(k);
-        if (!rt || !prev?.checks.some((p) => p.id === c.id))
-          this.runtime.set(k, { lastReport: now, graceFrom: now });
+        if (!this.rt(id, c.id) || !prev?.checks.some((p) => p.id === c.id))
+          this.setRt(id, c.id, { lastReport: now, graceFrom: now });
       }
       await this.mirror?.waitApplied(r.revision);
       const instance = this.getInstance(id) ?? { ...inst, modifyIndex: r.revision };
@@ -459,13 +474,12 @@ export class Catalog implements Disposable {
         weftError("WEFT_ERR_NOT_FOUND", { what: `check "${checkId}" of instance "${id}"` });
       if (!entry) throw weftError("WEFT_ERR_NOT_FOUND", { what: `instance "${id}"` });
       if (!entry.inst.checks.some((c) => c.id === checkId)) throw notFound();
-      const k = checkKey(id, checkId);
       const now = this.clock.now();
-      const rt = this.runtime.get(k) ?? { lastReport: now, graceFrom: now };
+      const rt = this.rt(id, checkId) ?? { lastReport: now, graceFrom: now };
       rt.lastReport = now;
       rt.output = update.output;
       rt.updatedAt = now;
-      this.runtime.set(k, rt);
+      this.setRt(id, checkId, rt);
       const current = entry.inst.checks.find((c) => c.id === checkId);
       if (current && current.status !== update.status) {
         const kv = await this.store.get(entry.key);
@@ -499,7 +513,7 @@ export class Catalog implements Disposable {
 
   private view(entry: Entry): Instance {
     const checks = entry.inst.checks.map((c) => {
-      const rt = this.runtime.get(checkKey(entry.inst.id, c.id));
+      const rt = this.rt(entry.inst.id, c.id);
       return {
         ...c,
         output: rt?.output ?? c.output,

@@ -9,7 +9,13 @@
  * respond.ts.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { checkUpdateSchema, instanceIdSchema, instanceRegistrationSchema, NAME_PATTERN } from "@weft/api";
+import {
+  checkIdSchema,
+  checkUpdateSchema,
+  instanceIdSchema,
+  instanceRegistrationSchema,
+  NAME_PATTERN,
+} from "@weft/api";
 import { weftError } from "@weft/core";
 import type { Logger } from "pino";
 import { z } from "zod";
@@ -60,7 +66,6 @@ interface RouteDef {
   handle(ctx: RequestContext): Promise<Reply>;
 }
 
-const CHECK_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const ACCESSOR_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 function param(params: Params, name: string, check: (v: string) => boolean, expected: string): string {
@@ -76,6 +81,10 @@ const instanceIdParam = (p: Params) =>
   param(p, "id", (v) => instanceIdSchema.safeParse(v).success, "must be 1-128 chars of A-Z a-z 0-9 . _ : -");
 const nameParam = (p: Params, key = "name") =>
   param(p, key, (v) => NAME_PATTERN.test(v), "must be a lowercase DNS label (a-z, 0-9, '-', 1-63 chars)");
+const checkIdParam = (p: Params) =>
+  param(p, "checkId", (v) => checkIdSchema.safeParse(v).success, "must be 1-64 chars of A-Z a-z 0-9 . _ -");
+const accessorIdParam = (p: Params) =>
+  param(p, "accessorId", (v) => ACCESSOR_ID.test(v), "must be a token accessor id (a UUID)");
 
 const tokenCreateSchema = z.strictObject({
   description: z.string().max(256).optional(),
@@ -174,12 +183,7 @@ export function buildRoutes(d: ApiDeps): Router<RouteDef> {
     "PUT",
     "/v1/catalog/instances/:id/checks/:checkId",
     tok(async (ctx) => {
-      const checkId = param(
-        ctx.params,
-        "checkId",
-        (v) => CHECK_ID.test(v),
-        "must be 1-64 chars of A-Z a-z 0-9 . _ -",
-      );
+      const checkId = checkIdParam(ctx.params);
       const inst = instanceOf(ctx, "write");
       const update = parseBody(checkUpdateSchema, await ctx.body());
       const state = await catalog.heartbeat(inst.id, checkId, update);
@@ -286,12 +290,7 @@ export function buildRoutes(d: ApiDeps): Router<RouteDef> {
     "DELETE",
     "/v1/acl/tokens/:accessorId",
     tok(async (ctx) => {
-      const id = param(
-        ctx.params,
-        "accessorId",
-        (v) => ACCESSOR_ID.test(v),
-        "must be a token accessor id (a UUID)",
-      );
+      const id = accessorIdParam(ctx.params);
       authorize(ctx.identity, PERMISSIONS.aclWrite);
       if (!(await acl.revoke(id))) throw weftError("WEFT_ERR_NOT_FOUND", { what: `token "${id}"` });
       return { body: { deleted: true } };
@@ -350,20 +349,8 @@ export function createApiHandler(d: ApiDeps): (req: IncomingMessage, res: Server
   return (req, res) => {
     const ac = new AbortController();
     res.on("close", () => ac.abort());
-    serve(req, res, ac.signal).catch((err: unknown) => {
-      const tooLarge = (err as { code?: string }).code === "WEFT_ERR_BODY_TOO_LARGE";
-      if (tooLarge) {
-        // The rest of the body is not read: close the connection after the answer,
-        // discarding (not buffering) what is still in flight so the client can read the 413.
-        res.shouldKeepAlive = false;
-        let extra = 0;
-        req.on("data", (c: Buffer) => {
-          extra += c.length;
-          if (extra > 8 * limit) req.destroy();
-        });
-        req.resume();
-      }
-      sendError(res, err, log, tooLarge ? { connection: "close" } : {});
-    });
+    // An answer sent before the body was read (413 and friends) closes the connection and
+    // drains the rest: respond.ts does that for every such answer.
+    serve(req, res, ac.signal).catch((err: unknown) => sendError(res, err, log));
   };
 }
