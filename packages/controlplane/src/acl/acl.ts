@@ -11,8 +11,8 @@
  */
 import { type Disposable, digestsEqual, hashSecret, newId, newSecret, weftError } from "@weft/core";
 import type { Logger } from "pino";
-import { ACL_BOOTSTRAP_KEY, ACL_PREFIX, ACL_TOKENS_PREFIX, tokenKey } from "../catalog/keys.js";
-import { PrefixMirror } from "../catalog/prefix-mirror.js";
+import { ACL_BOOTSTRAP_KEY, ACL_PREFIX, ACL_TOKENS_PREFIX, tokenKey } from "../state/keys.js";
+import { PrefixMirror } from "../state/prefix-mirror.js";
 import type { KeyValue, Store } from "../store/store.js";
 import { grantedBy, type Permission, parsePolicy, policiesAllow } from "./policy.js";
 

@@ -1,10 +1,10 @@
 import { type InstanceRegistration, instanceRegistrationSchema } from "@weft/api";
 import { VirtualClock } from "@weft/testkit";
 import { afterEach, describe, expect, it } from "vitest";
+import { instanceKey } from "../state/keys.js";
 import { MemoryStore } from "../store/memory.js";
 import { Catalog } from "./catalog.js";
 import { DeadlineWheel } from "./deadline-wheel.js";
-import { instanceKey } from "./keys.js";
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {

@@ -30,15 +30,15 @@ import {
   formatDuration,
   newId,
   systemClock,
-  toDisposable,
   tracer,
   weftError,
 } from "@weft/core";
 import type { Logger } from "pino";
+import { ChangeFeed, type ChangeListener } from "../state/change-feed.js";
+import { INSTANCES_PREFIX, instanceKey, parseInstanceKey } from "../state/keys.js";
+import { PrefixMirror } from "../state/prefix-mirror.js";
 import type { KeyValue, Store, WatchBatch } from "../store/store.js";
 import { DeadlineWheel } from "./deadline-wheel.js";
-import { INSTANCES_PREFIX, instanceKey, parseInstanceKey } from "./keys.js";
-import { PrefixMirror } from "./prefix-mirror.js";
 
 const trace = tracer("health");
 
@@ -78,8 +78,6 @@ interface CheckRuntime {
   graceFrom: number;
 }
 
-type ChangeListener = (services: ReadonlySet<string>) => void;
-
 /** The deadline wheel's key of a check: instance id and check id, NUL-separated (ids never hold NUL). */
 function checkKey(id: string, checkId: string): string {
   return `${id}\u0000${checkId}`;
@@ -93,22 +91,19 @@ function splitCheckKey(k: string): [id: string, checkId: string] {
 export class Catalog implements Disposable {
   private readonly byId = new Map<string, Entry>();
   private readonly byService = new Map<string, Map<string, Entry>>();
-  /** Store revision of the last change to each service (kept after its last instance leaves). */
-  private readonly serviceIndexes = new Map<string, number>();
+  /** Index per service (kept after its last instance leaves), and change listeners. */
+  private readonly feed: ChangeFeed;
   /** Per instance id, per check id: what heartbeats change without a store write. */
   private readonly runtime = new Map<string, Map<string, CheckRuntime>>();
   private readonly inflight = new Set<string>();
   private readonly pending = new Set<Promise<unknown>>();
   private readonly locks = new Map<string, Promise<unknown>>();
-  private readonly listeners = new Set<ChangeListener>();
   private readonly clock: Clock;
   private readonly store: Store;
   private readonly log: Logger | undefined;
   private readonly defaultDcaMs: number;
   private readonly wheel: DeadlineWheel<string>;
   private mirror: PrefixMirror | undefined;
-  private startRevision = 0;
-  private lastChange = 0;
   private disposed = false;
 
   private constructor(opts: CatalogOptions) {
@@ -116,6 +111,7 @@ export class Catalog implements Disposable {
     this.clock = opts.clock ?? systemClock;
     this.log = opts.logger;
     this.defaultDcaMs = opts.deregisterCriticalAfterMs ?? DEFAULT_DEREGISTER_CRITICAL_AFTER_MS;
+    this.feed = new ChangeFeed("catalog", opts.logger);
     this.wheel = new DeadlineWheel(this.clock, (k) => this.onDue(k), opts.granularityMs ?? 20);
   }
 
@@ -137,8 +133,7 @@ export class Catalog implements Disposable {
   // --- index maintenance -------------------------------------------------
 
   private load(kvs: readonly KeyValue[], revision: number): void {
-    this.startRevision = revision;
-    this.lastChange = this.startRevision;
+    this.feed.loaded(revision);
     for (const kv of kvs) this.upsert(kv);
   }
 
@@ -155,15 +150,7 @@ export class Catalog implements Disposable {
         changed.add(parsed.service);
       }
     }
-    this.lastChange = batch.revision;
-    for (const svc of changed) this.serviceIndexes.set(svc, batch.revision);
-    for (const fn of this.listeners) {
-      try {
-        fn(changed);
-      } catch (err) {
-        this.log?.error({ err }, "catalog change listener failed");
-      }
-    }
+    this.feed.changed(changed, batch.revision);
   }
 
   private upsert(kv: KeyValue): string | undefined {
@@ -186,8 +173,7 @@ export class Catalog implements Disposable {
       this.byService.set(parsed.service, svc);
     }
     svc.set(parsed.id, entry);
-    const idx = this.serviceIndexes.get(parsed.service) ?? 0;
-    this.serviceIndexes.set(parsed.service, Math.max(idx, kv.modRevision));
+    this.feed.saw(parsed.service, kv.modRevision);
     const now = this.clock.now();
     for (const check of inst.checks) {
       if (!this.rt(parsed.id, check.id)) this.setRt(parsed.id, check.id, { lastReport: now, graceFrom: now });
@@ -565,20 +551,17 @@ export class Catalog implements Disposable {
 
   /** Index of a service: the revision of its last change, or the load revision if none seen. */
   serviceIndex(name: string): number {
-    return this.serviceIndexes.get(name) ?? this.startRevision;
+    return this.feed.index(name);
   }
 
   /** Index of the whole catalog: the revision of its last change. */
   catalogIndex(): number {
-    return this.lastChange;
+    return this.feed.lastChange;
   }
 
   /** Called with the names of the services that changed, after each applied batch. */
   onChange(fn: ChangeListener): Disposable {
-    this.listeners.add(fn);
-    return toDisposable(() => {
-      this.listeners.delete(fn);
-    });
+    return this.feed.onChange(fn);
   }
 
   /** Resolves when background health work (transitions, reaps) has finished. For tests. */
@@ -595,7 +578,7 @@ export class Catalog implements Disposable {
     if (this.disposed) return;
     this.disposed = true;
     this.wheel.dispose();
-    this.listeners.clear();
+    this.feed.dispose();
     await Promise.allSettled([...this.pending]);
     await this.mirror?.dispose();
   }

@@ -11,10 +11,11 @@
  * order), not the defaulted schema output: `weft get` shows what was
  * applied, and a later change of defaults applies to old resources too.
  */
-import { type Disposable, toDisposable, weftError } from "@weft/core";
+import { type Disposable, weftError } from "@weft/core";
 import type { Logger } from "pino";
-import { CONFIG_PREFIX, configKey, parseConfigKey } from "../catalog/keys.js";
-import { PrefixMirror } from "../catalog/prefix-mirror.js";
+import { ChangeFeed, type ChangeListener } from "../state/change-feed.js";
+import { CONFIG_PREFIX, configKey, parseConfigKey } from "../state/keys.js";
+import { PrefixMirror } from "../state/prefix-mirror.js";
 import type { Compare, KeyValue, Store, TxnOp } from "../store/store.js";
 
 export interface ResourceIssue {
@@ -79,21 +80,19 @@ interface Entry {
   modRevision: number;
 }
 
-type ChangeListener = (kinds: ReadonlySet<string>) => void;
-
 export class ConfigService implements Disposable {
   private readonly byKind = new Map<string, Map<string, Entry>>();
-  private readonly kindIndexes = new Map<string, number>();
-  private readonly listeners = new Set<ChangeListener>();
   private mirror: PrefixMirror | undefined;
-  private startRevision = 0;
-  private lastChange = 0;
+  /** Index per kind, and change listeners. */
+  private readonly feed: ChangeFeed;
 
   private constructor(
     private readonly store: Store,
     private readonly model: ResourceModel,
     private readonly log: Logger | undefined,
-  ) {}
+  ) {
+    this.feed = new ChangeFeed("config", log);
+  }
 
   static async open(
     store: Store,
@@ -103,8 +102,7 @@ export class ConfigService implements Disposable {
     const s = new ConfigService(store, model, opts.logger);
     s.mirror = await PrefixMirror.open(store, CONFIG_PREFIX, {
       load: (kvs, revision) => {
-        s.startRevision = revision;
-        s.lastChange = s.startRevision;
+        s.feed.loaded(revision);
         for (const kv of kvs) s.upsert(kv);
       },
       apply: (batch) => {
@@ -113,15 +111,7 @@ export class ConfigService implements Disposable {
           const k = ev.type === "put" ? s.upsert(ev.kv) : s.remove(ev.key);
           if (k) kinds.add(k);
         }
-        s.lastChange = batch.revision;
-        for (const k of kinds) s.kindIndexes.set(k, batch.revision);
-        for (const fn of s.listeners) {
-          try {
-            fn(kinds);
-          } catch (err) {
-            s.log?.error({ err }, "config change listener failed");
-          }
-        }
+        s.feed.changed(kinds, batch.revision);
       },
       onError: (err) => s.log?.error({ err }, "config watch broke; config reads are stale"),
     });
@@ -152,7 +142,7 @@ export class ConfigService implements Disposable {
       parsed: p.ok ? p.resource : undefined,
       modRevision: kv.modRevision,
     });
-    this.kindIndexes.set(k.kind, Math.max(this.kindIndexes.get(k.kind) ?? 0, kv.modRevision));
+    this.feed.saw(k.kind, kv.modRevision);
     return k.kind;
   }
 
@@ -285,22 +275,15 @@ export class ConfigService implements Disposable {
   }
 
   kindIndex(kind: string): number {
-    return this.kindIndexes.get(kind) ?? this.startRevision;
-  }
-
-  configIndex(): number {
-    return this.lastChange;
+    return this.feed.index(kind);
   }
 
   onChange(fn: ChangeListener): Disposable {
-    this.listeners.add(fn);
-    return toDisposable(() => {
-      this.listeners.delete(fn);
-    });
+    return this.feed.onChange(fn);
   }
 
   async dispose(): Promise<void> {
-    this.listeners.clear();
+    this.feed.dispose();
     await this.mirror?.dispose();
   }
 }

@@ -8,7 +8,6 @@
  *   /acl/bootstrap                              marker: the management token was created once
  */
 
-export const CATALOG_PREFIX = "/catalog/";
 export const INSTANCES_PREFIX = "/catalog/instances/";
 export const CONFIG_PREFIX = "/config/";
 export const ACL_PREFIX = "/acl/";
@@ -21,11 +20,8 @@ export function instanceKey(service: string, id: string): string {
 
 /** Splits an instance key into service and id; undefined for anything else. */
 export function parseInstanceKey(key: string): { service: string; id: string } | undefined {
-  if (!key.startsWith(INSTANCES_PREFIX)) return undefined;
-  const rest = key.slice(INSTANCES_PREFIX.length);
-  const slash = rest.indexOf("/");
-  if (slash <= 0 || slash === rest.length - 1) return undefined;
-  return { service: rest.slice(0, slash), id: rest.slice(slash + 1) };
+  const parts = splitUnder(INSTANCES_PREFIX, key);
+  return parts && { service: parts[0], id: parts[1] };
 }
 
 export function configKey(kind: string, name: string): string {
@@ -33,11 +29,17 @@ export function configKey(kind: string, name: string): string {
 }
 
 export function parseConfigKey(key: string): { kind: string; name: string } | undefined {
-  if (!key.startsWith(CONFIG_PREFIX)) return undefined;
-  const rest = key.slice(CONFIG_PREFIX.length);
+  const parts = splitUnder(CONFIG_PREFIX, key);
+  return parts && { kind: parts[0], name: parts[1] };
+}
+
+/** `<prefix><a>/<b>` -> [a, b] with both non-empty (b may hold further '/'); else undefined. */
+function splitUnder(prefix: string, key: string): [string, string] | undefined {
+  if (!key.startsWith(prefix)) return undefined;
+  const rest = key.slice(prefix.length);
   const slash = rest.indexOf("/");
   if (slash <= 0 || slash === rest.length - 1) return undefined;
-  return { kind: rest.slice(0, slash), name: rest.slice(slash + 1) };
+  return [rest.slice(0, slash), rest.slice(slash + 1)];
 }
 
 export function tokenKey(accessorId: string): string {
