@@ -16,7 +16,7 @@ import { connect, type Socket } from "node:net";
 import { SERVER_LIMITS } from "@weft/controlplane";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { http } from "./helpers/http.js";
+import { createToken, http } from "./helpers/http.js";
 import { cleanup, startWeftServer, type WeftServer } from "./helpers/weft.js";
 
 const HEADERS_TIMEOUT_MS = 1_500;
@@ -204,13 +204,12 @@ beforeAll(async () => {
     },
   });
   op = server.token!;
-  const t = await http(server.url, "/v1/acl/tokens", {
-    token: op,
-    body: { description: "read only", policies: ["read"] },
-  });
-  expect(t.status, t.text).toBe(200);
-  readToken = t.body.secretId;
-  readAccessor = t.body.accessorId;
+  ({ secretId: readToken, accessorId: readAccessor } = await createToken(
+    server.url,
+    op,
+    ["read"],
+    "read only",
+  ));
   const a = await http(server.url, "/v1/config/apply", {
     token: op,
     body: { resources: [{ kind: "Intention", name: "keep", sources: [{ name: "web", action: "allow" }] }] },

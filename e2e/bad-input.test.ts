@@ -5,7 +5,7 @@
  * revision has not moved (nothing was written).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type HttpOptions, http } from "./helpers/http.js";
+import { createToken, type HttpOptions, http } from "./helpers/http.js";
 import { cleanup, startWeftServer, type WeftServer } from "./helpers/weft.js";
 
 let server: WeftServer;
@@ -16,12 +16,7 @@ let revisionBefore: number;
 beforeAll(async () => {
   server = await startWeftServer();
   op = server.token!;
-  const t = await http(server.url, "/v1/acl/tokens", {
-    token: op,
-    body: { description: "web sidecar", policies: ["service:web:write"] },
-  });
-  expect(t.status, t.text).toBeLessThan(300);
-  webToken = t.body.secretId;
+  webToken = (await createToken(server.url, op, ["service:web:write"], "web sidecar")).secretId;
   // Every write happens before this point.
   const s = await http(server.url, "/v1/status");
   expect(s.status).toBe(200);

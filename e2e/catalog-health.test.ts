@@ -9,7 +9,7 @@
  * instance is deregistered after its grace period.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { http } from "./helpers/http.js";
+import { createToken, http } from "./helpers/http.js";
 import { cleanup, startWeftServer, type WeftServer } from "./helpers/weft.js";
 
 let server: WeftServer;
@@ -19,12 +19,8 @@ const timers: NodeJS.Timeout[] = [];
 beforeAll(async () => {
   server = await startWeftServer();
   expect(server.token).toBeTruthy();
-  const t = await http(server.url, "/v1/acl/tokens", {
-    token: server.token,
-    body: { description: "api sidecars", policies: ["service:api:write"] },
-  });
-  expect(t.status, t.text).toBeLessThan(300);
-  serviceToken = t.body.secretId;
+  serviceToken = (await createToken(server.url, server.token!, ["service:api:write"], "api sidecars"))
+    .secretId;
 });
 
 afterAll(async () => {

@@ -8,7 +8,7 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
-import { http } from "./helpers/http.js";
+import { createToken, http } from "./helpers/http.js";
 import { cleanup, runWeft, startWeftServer, tempDir, type WeftServer } from "./helpers/weft.js";
 
 let server: WeftServer;
@@ -252,13 +252,10 @@ describe("weft exit codes against a real server", () => {
   });
 
   it("a token without permission is exit 4", async () => {
-    const t = await http(server.url, "/v1/acl/tokens", {
-      token: server.token,
-      body: { policies: ["service:web:write"] },
-    });
+    const { secretId } = await createToken(server.url, server.token!, ["service:web:write"]);
     const r = await runWeft(["apply", "-f", "mesh.yaml", "--addr", server.addr], {
       cwd: work,
-      env: { WEFT_TOKEN: t.body.secretId },
+      env: { WEFT_TOKEN: secretId },
     });
     expect(r.code).toBe(4);
     expect(r.stderr).toContain("(WEFT_ERR_PERMISSION_DENIED)");

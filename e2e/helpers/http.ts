@@ -89,3 +89,18 @@ export function http(baseUrl: string, path: string, opts: HttpOptions = {}): Pro
     req.end();
   });
 }
+
+/** Creates an ACL token with an operator token; throws unless the API answers 200. */
+export async function createToken(
+  baseUrl: string,
+  operatorToken: string,
+  policies: string[],
+  description?: string,
+): Promise<{ secretId: string; accessorId: string }> {
+  const t = await http(baseUrl, "/v1/acl/tokens", {
+    token: operatorToken,
+    body: description === undefined ? { policies } : { description, policies },
+  });
+  if (t.status !== 200) throw new Error(`creating a token for ${policies.join(", ")}: ${t.status} ${t.text}`);
+  return { secretId: t.body.secretId, accessorId: t.body.accessorId };
+}

@@ -14,15 +14,17 @@
  * plus a margin instead of `timeoutMs`, so a long-poll is never cut short by
  * the ordinary request timeout.
  */
-import { ERRORS, type ErrorCode, WeftError } from "@weft/core";
-import type {
-  CheckState,
-  CheckUpdate,
-  HealthStatus,
-  Instance,
-  InstanceRegistration,
-  ServiceInstancesResponse,
-  ServiceSummary,
+import { ERRORS, type ErrorCode, parseDuration, WeftError } from "@weft/core";
+import {
+  BLOCKING_DEFAULT_WAIT_MS,
+  BLOCKING_MAX_WAIT_MS,
+  type CheckState,
+  type CheckUpdate,
+  type HealthStatus,
+  type Instance,
+  type InstanceRegistration,
+  type ServiceInstancesResponse,
+  type ServiceSummary,
 } from "./catalog.js";
 
 export interface WeftClientOptions {
@@ -103,8 +105,6 @@ export interface WatchOptions extends HealthQuery {
 const DEFAULT_TIMEOUT_MS = 10_000;
 /** Extra time given to a blocking query beyond its `wait`, for the answer to travel. */
 const BLOCKING_MARGIN_MS = 5_000;
-/** The server caps `wait` at 10 minutes. */
-const MAX_WAIT_MS = 10 * 60_000;
 
 /**
  * An error answered by the server. `code` is the server's code when it is in
@@ -169,13 +169,12 @@ function waitParam(wait: number | string): string {
   return typeof wait === "number" ? `${Math.max(0, Math.round(wait))}ms` : wait;
 }
 
+/** How long the server may hold this read (it caps `wait`; an unparsable one gets a 400 at once). */
 function waitMs(wait: number | string | undefined): number {
-  if (wait === undefined) return 5 * 60_000;
-  if (typeof wait === "number") return wait;
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(wait);
-  if (!m) return MAX_WAIT_MS;
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "ms" | "s" | "m" | "h"];
-  return Math.min(MAX_WAIT_MS, Number(m[1]) * unit);
+  if (wait === undefined) return BLOCKING_DEFAULT_WAIT_MS;
+  if (typeof wait === "number") return Math.min(BLOCKING_MAX_WAIT_MS, wait);
+  const r = parseDuration(wait);
+  return r.ok ? Math.min(BLOCKING_MAX_WAIT_MS, r.ms) : BLOCKING_MAX_WAIT_MS;
 }
 
 function describeCause(e: unknown): string {

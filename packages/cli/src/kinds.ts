@@ -7,15 +7,8 @@ import { KINDS, kindFromString } from "@weft/api";
 import { WeftError } from "@weft/core";
 
 export function resolveKind(input: string): string {
-  let kind: string | undefined;
-  try {
-    kind = kindFromString(input) ?? undefined;
-  } catch {
-    kind = undefined;
-  }
-  if (kind === undefined) {
-    throw new WeftError("WEFT_ERR_UNKNOWN_KIND", { kind: input, expected: [...KINDS].join(", ") });
-  }
+  const kind = kindFromString(input);
+  if (kind === undefined) throw new WeftError("WEFT_ERR_UNKNOWN_KIND", { kind: input, expected: kindList() });
   return kind;
 }
 

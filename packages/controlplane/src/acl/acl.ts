@@ -9,7 +9,7 @@
  * Bootstrap is one-time: it runs only on a store with no tokens and no
  * `/acl/bootstrap` marker, so revoking every token later does not reopen it.
  */
-import { type Disposable, digestsEqual, hashSecret, newId, newSecret, weftError } from "@weft/core";
+import { type Disposable, hashSecret, newId, newSecret, weftError } from "@weft/core";
 import type { Logger } from "pino";
 import { ACL_BOOTSTRAP_KEY, ACL_PREFIX, ACL_TOKENS_PREFIX, tokenKey } from "../state/keys.js";
 import { PrefixMirror } from "../state/prefix-mirror.js";
@@ -124,9 +124,9 @@ export class AclService implements Disposable {
   /** The identity of a bearer secret, or undefined when unknown. */
   resolve(secret: string): Identity | undefined {
     if (secret.length === 0 || secret.length > 512) return undefined;
-    const hash = hashSecret(secret);
-    const t = this.byHash.get(hash);
-    if (!t || !digestsEqual(t.secretHash, hash)) return undefined;
+    // Looked up by the secret's SHA-256: the lookup's timing can tell nothing about the secret.
+    const t = this.byHash.get(hashSecret(secret));
+    if (!t) return undefined;
     return { accessorId: t.accessorId, description: t.description, policies: t.policies };
   }
 
@@ -142,14 +142,7 @@ export class AclService implements Disposable {
       const r = parsePolicy(p);
       if (!r.ok) throw weftError("WEFT_ERR_VALIDATION", { detail: `policies[${i}]: ${r.error}` });
     });
-    const secretId = newSecret();
-    const rec: TokenRecord = {
-      accessorId: newId(),
-      description: input.description ?? "",
-      policies: [...new Set(input.policies)],
-      secretHash: hashSecret(secretId),
-      createdAt: this.now(),
-    };
+    const { rec, secretId } = this.newToken(input.description ?? "", [...new Set(input.policies)]);
     const key = tokenKey(rec.accessorId);
     const r = await this.store.txn({
       compare: [{ key, target: "exists", value: false }],
@@ -183,14 +176,7 @@ export class AclService implements Disposable {
   async bootstrap(): Promise<string | undefined> {
     const existing = await this.store.range(ACL_TOKENS_PREFIX, { limit: 1 });
     if (existing.kvs.length > 0) return undefined;
-    const secretId = newSecret();
-    const rec: TokenRecord = {
-      accessorId: newId(),
-      description: "bootstrap management token",
-      policies: ["operator"],
-      secretHash: hashSecret(secretId),
-      createdAt: this.now(),
-    };
+    const { rec, secretId } = this.newToken("bootstrap management token", ["operator"]);
     const r = await this.store.txn({
       compare: [{ key: ACL_BOOTSTRAP_KEY, target: "exists", value: false }],
       success: [
@@ -206,6 +192,19 @@ export class AclService implements Disposable {
     await this.mirror?.waitApplied(r.revision);
     this.log?.info({ accessorId: rec.accessorId }, "ACL bootstrapped: management token created");
     return secretId;
+  }
+
+  /** A fresh token: the record to store (secret only as its hash) and the secret, shown once. */
+  private newToken(description: string, policies: string[]): { rec: TokenRecord; secretId: string } {
+    const secretId = newSecret();
+    const rec: TokenRecord = {
+      accessorId: newId(),
+      description,
+      policies,
+      secretHash: hashSecret(secretId),
+      createdAt: this.now(),
+    };
+    return { rec, secretId };
   }
 
   async dispose(): Promise<void> {

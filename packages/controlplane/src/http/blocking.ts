@@ -6,10 +6,9 @@
  * beyond), `wait` capped; a client that goes away releases its waiter;
  * `closeAll()` (server drain) answers every waiter with its current state.
  */
+import { BLOCKING_DEFAULT_WAIT_MS, BLOCKING_MAX_WAIT_MS } from "@weft/api";
 import { type Clock, parseDuration, systemClock, type TimerHandle, weftError } from "@weft/core";
 
-export const DEFAULT_WAIT_MS = 5 * 60_000;
-export const MAX_WAIT_MS = 10 * 60_000;
 export const DEFAULT_MAX_WAITERS = 10_000;
 
 interface Waiter {
@@ -46,11 +45,11 @@ export class BlockingQueries {
     }
     if (!/^\d{1,15}$/.test(idx))
       throw weftError("WEFT_ERR_BAD_QUERY", { param: "index", detail: "expected a non-negative integer" });
-    let waitMs = DEFAULT_WAIT_MS;
+    let waitMs = BLOCKING_DEFAULT_WAIT_MS;
     if (wait !== null) {
       const r = parseDuration(wait);
       if (!r.ok) throw weftError("WEFT_ERR_BAD_QUERY", { param: "wait", detail: r.error });
-      waitMs = Math.min(r.ms, MAX_WAIT_MS);
+      waitMs = Math.min(r.ms, BLOCKING_MAX_WAIT_MS);
     }
     return { index: Number(idx), waitMs };
   }
