@@ -258,6 +258,11 @@ export class WeftClient {
     return (await this.#request<{ deleted: boolean }>("DELETE", `/v1/catalog/instances/${enc(id)}`)).body;
   }
 
+  /** DELETE /v1/catalog/services/:name: every instance of the service, in one transaction. */
+  async deregisterService(name: string): Promise<{ deleted: number }> {
+    return (await this.#request<{ deleted: number }>("DELETE", `/v1/catalog/services/${enc(name)}`)).body;
+  }
+
   /** PUT /v1/catalog/instances/:id/checks/:checkId: a TTL heartbeat. */
   async updateCheck(instanceId: string, checkId: string, update: CheckUpdate): Promise<CheckState> {
     const path = `/v1/catalog/instances/${enc(instanceId)}/checks/${enc(checkId)}`;

@@ -35,7 +35,7 @@ import {
 } from "@weft/core";
 import type { Logger } from "pino";
 import { ChangeFeed, type ChangeListener } from "../state/change-feed.js";
-import { INSTANCES_PREFIX, instanceKey, parseInstanceKey } from "../state/keys.js";
+import { INSTANCES_PREFIX, instanceKey, parseInstanceKey, serviceInstancesPrefix } from "../state/keys.js";
 import { PrefixMirror } from "../state/prefix-mirror.js";
 import type { KeyValue, Store, WatchBatch } from "../store/store.js";
 import { DeadlineWheel } from "./deadline-wheel.js";
@@ -446,6 +446,17 @@ export class Catalog implements Disposable {
       await this.mirror?.waitApplied(r.revision);
       return true;
     });
+  }
+
+  /**
+   * Deregisters a service: every instance of it, in one transaction (a service
+   * exists while it has instances; it is registered by registering one).
+   * Returns how many instances were removed.
+   */
+  async deregisterService(name: string): Promise<number> {
+    const r = await this.store.deletePrefix(serviceInstancesPrefix(name));
+    if (r.deleted.length > 0) await this.mirror?.waitApplied(r.revision);
+    return r.deleted.length;
   }
 
   /** A TTL check report. Writes to the store only when the status changes. */

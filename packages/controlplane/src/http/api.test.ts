@@ -147,6 +147,36 @@ describe("catalog over HTTP", () => {
   });
 });
 
+describe("deregistering a service", () => {
+  it("removes all its instances at once, only with write on that service", async () => {
+    for (const id of ["sv-1", "sv-2"])
+      await call("PUT", "/v1/catalog/instances", { token: root, body: instance(id, "gone") });
+    await call("PUT", "/v1/catalog/instances", { token: root, body: instance("sv-3", "stays") });
+    const other = await call("DELETE", "/v1/catalog/services/gone", {
+      token: await mkToken(["service:stays:write"]),
+    });
+    expect(other.status).toBe(403);
+    expect(other.body.error.code).toBe("WEFT_ERR_PERMISSION_DENIED");
+    const goneWriter = await mkToken(["service:gone:write"]);
+    const revBefore = (await call("GET", "/v1/status")).body.revision;
+    const del = await call("DELETE", "/v1/catalog/services/gone", { token: goneWriter });
+    expect(del).toMatchObject({ status: 200, body: { deleted: 2 } });
+    expect((await call("GET", "/v1/status")).body.revision).toBe(revBefore + 1); // one transaction
+    const d = await call("GET", "/v1/health/service/gone?status=any", { token: root });
+    expect(d.body.instances).toEqual([]);
+    expect((await call("GET", "/v1/catalog/instances/sv-1", { token: root })).status).toBe(404);
+    const services = (await call("GET", "/v1/catalog/services", { token: root })).body.map(
+      (s: { name: string }) => s.name,
+    );
+    expect(services).toContain("stays");
+    expect(services).not.toContain("gone");
+    const again = await call("DELETE", "/v1/catalog/services/gone", { token: root });
+    expect(again.status).toBe(404);
+    expect(again.body.error.code).toBe("WEFT_ERR_NOT_FOUND");
+    expect((await call("DELETE", "/v1/catalog/services/Bad_Name", { token: root })).status).toBe(400);
+  });
+});
+
 describe("blocking queries", () => {
   it("answers within 100 ms of a change", async () => {
     await call("PUT", "/v1/catalog/instances", { token: root, body: instance("blk-1", "blk") });

@@ -145,6 +145,17 @@ export function buildRoutes(d: ApiDeps): Router<RouteDef> {
     }),
   );
   r.add(
+    "DELETE",
+    "/v1/catalog/services/:name",
+    tok(async (ctx) => {
+      const name = nameParam(ctx.params);
+      authorize(ctx.identity, servicePermission(name, "write"));
+      const deleted = await catalog.deregisterService(name);
+      if (deleted === 0) throw weftError("WEFT_ERR_NOT_FOUND", { what: `service "${name}"` });
+      return { body: { deleted }, index: catalog.serviceIndex(name) };
+    }),
+  );
+  r.add(
     "PUT",
     "/v1/catalog/instances",
     tok(async (ctx) => {

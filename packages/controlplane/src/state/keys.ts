@@ -15,7 +15,12 @@ export const ACL_TOKENS_PREFIX = "/acl/tokens/";
 export const ACL_BOOTSTRAP_KEY = "/acl/bootstrap";
 
 export function instanceKey(service: string, id: string): string {
-  return `${INSTANCES_PREFIX}${service}/${id}`;
+  return `${serviceInstancesPrefix(service)}${id}`;
+}
+
+/** The prefix under which every instance of `service` is stored. */
+export function serviceInstancesPrefix(service: string): string {
+  return `${INSTANCES_PREFIX}${service}/`;
 }
 
 /** Splits an instance key into service and id; undefined for anything else. */
