@@ -7,6 +7,7 @@
  * removed from the catalog.
  */
 import { z } from "zod";
+import type { InstanceCertificate } from "./ca.js";
 import {
   checkIdSchema,
   durationSchema,
@@ -102,6 +103,8 @@ export interface Instance {
   registeredAt: number;
   /** Store revision of the last change to this instance. */
   modifyIndex: number;
+  /** The newest certificate the CA signed for this instance, when its proxy asked with its id. */
+  certificate?: InstanceCertificate;
 }
 
 export interface ServiceSummary {

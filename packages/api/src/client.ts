@@ -15,6 +15,7 @@
  * the ordinary request timeout.
  */
 import { ERRORS, type ErrorCode, parseDuration, WeftError } from "@weft/core";
+import type { CaRootsResponse, RotateResponse, SignRequest, SignResponse } from "./ca.js";
 import {
   BLOCKING_DEFAULT_WAIT_MS,
   BLOCKING_MAX_WAIT_MS,
@@ -360,6 +361,23 @@ export class WeftClient {
   /** DELETE /v1/acl/tokens/:accessorId */
   async deleteToken(accessorId: string): Promise<unknown> {
     return (await this.#request<unknown>("DELETE", `/v1/acl/tokens/${enc(accessorId)}`)).body;
+  }
+
+  // --- CA ---
+
+  /** GET /v1/ca/roots (blocking): the trust bundle. Any valid token may read it. */
+  async caRoots(q: BlockingQuery = {}): Promise<CaRootsResponse> {
+    return (await this.#blocking<CaRootsResponse>("/v1/ca/roots", q)).body;
+  }
+
+  /** POST /v1/ca/sign: a leaf for the CSR's SPIFFE ID; the token needs service:<name>:write. */
+  async caSign(req: SignRequest): Promise<SignResponse> {
+    return (await this.#request<SignResponse>("POST", "/v1/ca/sign", { body: req })).body;
+  }
+
+  /** POST /v1/ca/rotate: a new active root, cross-signed by the old one (operator). */
+  async caRotate(): Promise<RotateResponse> {
+    return (await this.#request<RotateResponse>("POST", "/v1/ca/rotate", { body: {} })).body;
   }
 
   // --- plumbing ---

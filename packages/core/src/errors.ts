@@ -53,6 +53,25 @@ export const ERRORS = {
   // --- ACL ---
   WEFT_ERR_UNAUTHENTICATED: { status: 401, grpc: 16, message: "{detail}" },
   WEFT_ERR_PERMISSION_DENIED: { status: 403, grpc: 7, message: "token lacks permission {permission}" },
+  // --- CA ---
+  WEFT_ERR_CSR_INVALID: { status: 400, grpc: 3, message: "CSR refused: {detail}" },
+  WEFT_ERR_CERT_TTL_TOO_LONG: {
+    status: 400,
+    grpc: 3,
+    message:
+      "requested certificate lifetime {requested} exceeds the mesh maximum {max} (Mesh certificates.maxLeafTtl)",
+  },
+  WEFT_ERR_IDENTITY_DENIED: {
+    status: 403,
+    grpc: 7,
+    message: 'token may not obtain an identity for service "{service}": needs {permission}',
+  },
+  WEFT_ERR_CA_ROTATION_PENDING: {
+    status: 409,
+    grpc: 9,
+    message:
+      "a root rotation is still in progress: root {rootId} retires when its last leaf expires or is replaced (at the latest {until})",
+  },
   // --- store ---
   WEFT_ERR_STORE_CORRUPT: {
     status: 500,
