@@ -17,9 +17,13 @@ import {
 import type { Socket } from "node:net";
 import { isIP } from "node:net";
 import { join } from "node:path";
+import { MESH_NAME, type Mesh, meshSchema } from "@weft/api";
 import { type Clock, describeError, systemClock, weftError } from "@weft/core";
 import type { Logger } from "pino";
 import { AclService } from "./acl/acl.js";
+import "./ca/builtin-provider.js";
+import { CaService, type CaSettings } from "./ca/ca-service.js";
+import { createCaProvider } from "./ca/provider.js";
 import { Catalog } from "./catalog/catalog.js";
 import { ConfigService, type ResourceModel } from "./config/config.js";
 import { apiResourceModel } from "./config/model.js";
@@ -49,6 +53,10 @@ export interface StartServerOptions {
   maxBlockingQueries?: number;
   /** Config schema model (tests). Default: @weft/api's resource schemas. */
   resourceModel?: ResourceModel;
+  /** CA provider by registered name. Default "builtin". */
+  caProvider?: string;
+  /** How long a retiring CA root outlives its last replaced leaf. Default 5 s. */
+  caRetireGraceMs?: number;
 }
 
 export interface RunningServer {
@@ -58,6 +66,7 @@ export interface RunningServer {
   bootstrapToken?: string;
   store: Store;
   catalog: Catalog;
+  ca: CaService;
   /** Long-polls currently held (for tests and metrics). */
   blockingQueries(): number;
   close(): Promise<void>;
@@ -173,6 +182,27 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
     owned.push(catalog);
     const config = await ConfigService.open(store, opts.resourceModel ?? apiResourceModel, { logger: log });
     owned.push(config);
+    const defaultMesh = meshSchema.parse({ kind: "Mesh", name: MESH_NAME });
+    const caSettings = (): CaSettings => {
+      const mesh = (config.parsed("Mesh", MESH_NAME) as Mesh | undefined) ?? defaultMesh;
+      const c = mesh.certificates;
+      return {
+        trustDomain: mesh.trustDomain,
+        leafTtlMs: c.leafTtl,
+        maxLeafTtlMs: c.maxLeafTtl,
+        rootTtlMs: c.rootTtl,
+      };
+    };
+    const caOpts: Parameters<typeof CaService.open>[0] = {
+      store,
+      provider: createCaProvider(opts.caProvider ?? "builtin"),
+      settings: caSettings,
+      clock,
+      logger: log,
+    };
+    if (opts.caRetireGraceMs !== undefined) caOpts.retireGraceMs = opts.caRetireGraceMs;
+    const ca = await CaService.open(caOpts);
+    owned.push(ca);
     const blockingOpts: { clock: Clock; maxWaiters?: number } = { clock };
     if (opts.maxBlockingQueries !== undefined) blockingOpts.maxWaiters = opts.maxBlockingQueries;
     const blocking = new BlockingQueries(blockingOpts);
@@ -188,8 +218,13 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
         for (const k of kinds) blocking.notify(`config:${k}`);
       }),
     );
+    owned.push(
+      ca.onChange((groups) => {
+        if (groups.has("roots")) blocking.notify("ca:roots");
+      }),
+    );
 
-    const api = createApiHandler({ store, catalog, config, acl, blocking, dev, logger: log });
+    const api = createApiHandler({ store, catalog, config, acl, ca, blocking, dev, logger: log });
     // In-flight responses, so that a drain can make them close their connection when they answer.
     const active = new Set<ServerResponse>();
     let draining = false;
@@ -287,6 +322,7 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
       port: boundPort,
       store,
       catalog,
+      ca,
       blockingQueries: () => blocking.waiting,
       close,
     };

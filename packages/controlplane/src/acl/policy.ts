@@ -23,6 +23,8 @@ export const PERMISSIONS = {
   aclRead: "acl:read",
   /** Create and revoke tokens. */
   aclWrite: "acl:write",
+  /** Rotate the CA root. */
+  caWrite: "ca:write",
 } as const;
 
 export type ServicePermission = `service:${string}:read` | `service:${string}:write`;

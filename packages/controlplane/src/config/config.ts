@@ -266,6 +266,11 @@ export class ConfigService implements Disposable {
     return e ? { kind, name, resource: e.input, modifyIndex: e.modRevision } : undefined;
   }
 
+  /** The resource as the schema parsed it (defaults filled); undefined if absent or no longer valid. */
+  parsed(kind: string, name: string): unknown {
+    return this.byKind.get(kind)?.get(name)?.parsed;
+  }
+
   async delete(kind: string, name: string): Promise<boolean> {
     const r = await this.store.delete(configKey(kind, name));
     if (r.deleted.length === 0) return false;

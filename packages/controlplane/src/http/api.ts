@@ -12,15 +12,19 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import {
   checkIdSchema,
   checkUpdateSchema,
+  type Instance,
   instanceIdSchema,
   instanceRegistrationSchema,
   NAME_PATTERN,
+  signRequestSchema,
 } from "@weft/api";
 import { weftError } from "@weft/core";
 import type { Logger } from "pino";
 import { z } from "zod";
-import { type AclService, authorize, DEV_ANONYMOUS, type Identity } from "../acl/acl.js";
-import { PERMISSIONS, servicePermission } from "../acl/policy.js";
+import { type AclService, authorize, can, DEV_ANONYMOUS, type Identity } from "../acl/acl.js";
+import { grantedBy, PERMISSIONS, servicePermission } from "../acl/policy.js";
+import type { CaService } from "../ca/ca-service.js";
+import { checkCsr } from "../ca/csr.js";
 import type { Catalog, StatusFilter } from "../catalog/catalog.js";
 import type { ConfigService } from "../config/config.js";
 import type { Store } from "../store/store.js";
@@ -36,6 +40,7 @@ export interface ApiDeps {
   catalog: Catalog;
   config: ConfigService;
   acl: AclService;
+  ca: CaService;
   blocking: BlockingQueries;
   dev: boolean;
   logger: Logger;
@@ -117,7 +122,12 @@ function bearer(req: IncomingMessage): string | undefined {
 
 export function buildRoutes(d: ApiDeps): Router<RouteDef> {
   const r = new Router<RouteDef>();
-  const { catalog, config, acl, blocking } = d;
+  const { catalog, config, acl, ca, blocking } = d;
+  /** An instance as served: with the certificate the CA signed for it, if any. */
+  const served = (inst: Instance): Instance => {
+    const certificate = ca.certificateOf(inst.service, inst.id);
+    return certificate ? { ...inst, certificate } : inst;
+  };
   const tok = (handle: RouteDef["handle"]): RouteDef => ({ auth: "token", handle });
 
   /** Holds the read when blocking, then answers with the current state. */
@@ -177,7 +187,7 @@ export function buildRoutes(d: ApiDeps): Router<RouteDef> {
     "/v1/catalog/instances/:id",
     tok(async (ctx) => {
       const inst = instanceOf(ctx, "read");
-      return { body: inst, index: inst.modifyIndex };
+      return { body: served(inst), index: inst.modifyIndex };
     }),
   );
   r.add(
@@ -210,7 +220,8 @@ export function buildRoutes(d: ApiDeps): Router<RouteDef> {
       authorize(ctx.identity, servicePermission(name, "read"));
       await blockOn(ctx, `svc:${name}`, () => catalog.serviceIndex(name));
       const index = catalog.serviceIndex(name);
-      return { body: { service: name, index, instances: catalog.serviceInstances(name, filter) }, index };
+      const instances = catalog.serviceInstances(name, filter).map(served);
+      return { body: { service: name, index, instances }, index };
     }),
   );
 
@@ -265,6 +276,42 @@ export function buildRoutes(d: ApiDeps): Router<RouteDef> {
       if (!(await config.delete(kind, name)))
         throw weftError("WEFT_ERR_NOT_FOUND", { what: `${kind} "${name}"` });
       return { body: { deleted: true }, index: config.kindIndex(kind) };
+    }),
+  );
+
+  // --- CA ---
+  r.add(
+    "GET",
+    "/v1/ca/roots",
+    tok(async (ctx) => {
+      // The bundle is public to every token holder: proxies and tools need it to verify peers.
+      await blockOn(ctx, "ca:roots", () => ca.index());
+      const roots = ca.roots();
+      return { body: roots, index: roots.index };
+    }),
+  );
+  r.add(
+    "POST",
+    "/v1/ca/sign",
+    tok(async (ctx) => {
+      const req = parseBody(signRequestSchema, await ctx.body());
+      const csr = await checkCsr(req.csr, ca.roots().trustDomain);
+      const perm = servicePermission(csr.identity.service, "write");
+      if (!can(ctx.identity, perm)) {
+        throw weftError("WEFT_ERR_IDENTITY_DENIED", {
+          service: csr.identity.service,
+          permission: grantedBy(perm),
+        });
+      }
+      return { body: await ca.sign(csr, { ttlMs: req.ttl, instanceId: req.instanceId }) };
+    }),
+  );
+  r.add(
+    "POST",
+    "/v1/ca/rotate",
+    tok(async (ctx) => {
+      authorize(ctx.identity, PERMISSIONS.caWrite);
+      return { body: await ca.rotate() };
     }),
   );
 

@@ -6,6 +6,10 @@
  *   /config/<Kind>/<name>                       config resource as applied (canonical JSON)
  *   /acl/tokens/<accessorId>                    token record (secret only as SHA-256 hash)
  *   /acl/bootstrap                              marker: the management token was created once
+ *   /ca/active                                  id of the root that signs new leaves
+ *   /ca/retiring                                id of the root a rotation replaced, until it is removed
+ *   /ca/roots/<rootId>                          root record (certificate, provider state with the key)
+ *   /ca/leaves/<rootId>/<service>/<holder>      a leaf that root signed and that is not yet replaced
  */
 
 export const INSTANCES_PREFIX = "/catalog/instances/";
@@ -49,4 +53,29 @@ function splitUnder(prefix: string, key: string): [string, string] | undefined {
 
 export function tokenKey(accessorId: string): string {
   return `${ACL_TOKENS_PREFIX}${accessorId}`;
+}
+
+export const CA_PREFIX = "/ca/";
+export const CA_ACTIVE_KEY = "/ca/active";
+export const CA_RETIRING_KEY = "/ca/retiring";
+export const CA_ROOTS_PREFIX = "/ca/roots/";
+export const CA_LEAVES_PREFIX = "/ca/leaves/";
+
+export function caRootKey(rootId: string): string {
+  return `${CA_ROOTS_PREFIX}${rootId}`;
+}
+
+/** `holder` is the instance id the leaf was asked for, else `serial-<serial>`. */
+export function caLeafKey(rootId: string, service: string, holder: string): string {
+  return `${caLeavesPrefix(rootId)}${service}/${holder}`;
+}
+
+export function caLeavesPrefix(rootId: string): string {
+  return `${CA_LEAVES_PREFIX}${rootId}/`;
+}
+
+export function parseCaLeafKey(key: string): { rootId: string; service: string; holder: string } | undefined {
+  const outer = splitUnder(CA_LEAVES_PREFIX, key);
+  const inner = outer && splitUnder("", outer[1]);
+  return outer && inner && { rootId: outer[0], service: inner[0], holder: inner[1] };
 }
