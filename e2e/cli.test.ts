@@ -236,7 +236,7 @@ describe("weft services / instances", () => {
     const all = await runWeft(["instances", "api", "--all", ...auth]);
     expect(all.code).toBe(0);
     const lines = all.stdout.trimEnd().split("\n");
-    expect(lines[0]).toMatch(/^ID\s+ADDRESS\s+STATUS\s+CHECKS\s+TAGS\s+DATACENTER$/);
+    expect(lines[0]).toMatch(/^ID\s+ADDRESS\s+STATUS\s+CHECKS\s+TAGS\s+DATACENTER\s+CERT EXPIRES$/);
     expect(lines.find((l) => l.startsWith("api-3"))).toMatch(
       /127\.0\.0\.1:9003\s+critical\s+ttl:critical\s+-\s+dc1/,
     );

@@ -51,6 +51,8 @@ export function exitCodeFor(err: unknown): ExitCode {
   if (err.code === "WEFT_ERR_TIMEOUT") return fromServer ? EXIT.ERROR : EXIT.UNREACHABLE;
   const mapped = BY_CODE[err.code];
   if (mapped !== undefined) return mapped;
+  // Any other 401/403 (e.g. WEFT_ERR_IDENTITY_DENIED from the CA) is still a refusal of the token.
+  if (fromServer && (err.status === 401 || err.status === 403)) return EXIT.DENIED;
   if (fromServer && err.status >= 400 && err.status < 500 && err.status !== 409) return EXIT.USAGE;
   return EXIT.ERROR;
 }

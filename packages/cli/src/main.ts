@@ -9,6 +9,7 @@ import { createRequire } from "node:module";
 import { tracer } from "@weft/core";
 import { Command, CommanderError } from "commander";
 import { registerAclCommands } from "./commands/acl.js";
+import { registerCaCommands } from "./commands/ca.js";
 import { registerCatalogCommands } from "./commands/catalog.js";
 import { registerConfigCommands } from "./commands/config.js";
 import { registerServerCommand } from "./commands/server.js";
@@ -38,7 +39,7 @@ const ENV_HELP = `Environment:
 export function buildProgram(io: Io): Command {
   const program = new Command("weft");
   program
-    .description("Weft service mesh: control plane, resources, catalog and ACL.")
+    .description("Weft service mesh: control plane, resources, catalog, ACL and CA.")
     .version(version(), "-v, --version")
     .helpCommand(true)
     .showSuggestionAfterError(true)
@@ -52,13 +53,14 @@ export function buildProgram(io: Io): Command {
     .exitOverride()
     .addHelpText(
       "after",
-      `\nExamples:\n  $ weft server --data-dir .weft/server\n  $ weft validate -f mesh.yaml\n  $ weft apply -f mesh.yaml\n  $ weft get intention api -o yaml\n  $ weft services\n  $ weft instances api --all\n\n${ENV_HELP}\n\n${EXIT_CODES_HELP}\n`,
+      `\nExamples:\n  $ weft server --data-dir .weft/server\n  $ weft validate -f mesh.yaml\n  $ weft apply -f mesh.yaml\n  $ weft get intention api -o yaml\n  $ weft services\n  $ weft instances api --all\n  $ weft ca roots\n\n${ENV_HELP}\n\n${EXIT_CODES_HELP}\n`,
     );
 
   registerServerCommand(program, io);
   registerConfigCommands(program, io);
   registerCatalogCommands(program, io);
   registerAclCommands(program, io);
+  registerCaCommands(program, io);
   registerStatusCommand(program, io);
 
   // Every subcommand reports usage errors the same way and never exits by itself.

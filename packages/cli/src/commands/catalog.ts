@@ -1,13 +1,15 @@
 /**
  * The catalog: `services` (one line per service with its health counts) and
- * `instances SERVICE` (one line per instance). Reads only; registration is
- * the sidecar's job (or the API's).
+ * `instances SERVICE` (one line per instance, with the time left on its
+ * certificate once the CA has signed one for it). Reads only; registration
+ * is the sidecar's job (or the API's).
  */
 import type { WeftClient } from "@weft/api";
 import type { Command } from "commander";
 import { type ClientFlags, clientFrom, withClientOptions } from "../client-options.js";
 import type { Io } from "../io.js";
 import { type Color, json, paint, table, useColor } from "../output.js";
+import { certExpiresCell } from "./ca.js";
 
 // The catalog types, taken from the client so the CLI depends only on what the client returns.
 type Instance = Awaited<ReturnType<WeftClient["getInstance"]>>;
@@ -90,16 +92,26 @@ export function registerCatalogCommands(program: Command, io: Io): void {
     });
 }
 
-export function instanceTable(instances: readonly Instance[], color: boolean): string {
+/**
+ * The `weft instances` table. CERT EXPIRES is the time left on the
+ * instance's newest CA certificate, "expired", or "-" when its proxy has not
+ * asked for one with its instance id. Always present: scripts read columns.
+ */
+export function instanceTable(instances: readonly Instance[], color: boolean, now = Date.now()): string {
   const rows = [...instances]
     .sort((a, b) => a.id.localeCompare(b.id))
-    .map((i) => [
-      i.id,
-      `${i.address.includes(":") ? `[${i.address}]` : i.address}:${i.port}`,
-      paint(i.status, STATUS_COLOR[i.status] ?? "dim", color),
-      i.checks.length > 0 ? i.checks.map((ch) => `${ch.id}:${ch.status}`).join(",") : "-",
-      list(i.tags),
-      i.datacenter,
-    ]);
-  return table(["ID", "ADDRESS", "STATUS", "CHECKS", "TAGS", "DATACENTER"], rows);
+    .map((i) => {
+      const row = [
+        i.id,
+        `${i.address.includes(":") ? `[${i.address}]` : i.address}:${i.port}`,
+        paint(i.status, STATUS_COLOR[i.status] ?? "dim", color),
+        i.checks.length > 0 ? i.checks.map((ch) => `${ch.id}:${ch.status}`).join(",") : "-",
+        list(i.tags),
+        i.datacenter,
+      ];
+      row.push(certExpiresCell(i.certificate, now, color));
+      return row;
+    });
+  const headers = ["ID", "ADDRESS", "STATUS", "CHECKS", "TAGS", "DATACENTER", "CERT EXPIRES"];
+  return table(headers, rows);
 }
