@@ -118,12 +118,7 @@ export interface ServiceSummary {
   modifyIndex: number;
 }
 
-/**
- * Blocking queries (`?index=N&wait=D`): the wait when none is given, and the
- * most the server holds a read. Both sides of the wire use these.
- */
-export const BLOCKING_DEFAULT_WAIT_MS = 5 * 60_000;
-export const BLOCKING_MAX_WAIT_MS = 10 * 60_000;
+export { BLOCKING_DEFAULT_WAIT_MS, BLOCKING_MAX_WAIT_MS } from "./patterns.js";
 
 /** Response of the blocking discovery endpoint. */
 export interface ServiceInstancesResponse {

@@ -16,17 +16,17 @@
  */
 import { ERRORS, type ErrorCode, parseDuration, WeftError } from "@weft/core";
 import type { CaRootsResponse, RotateResponse, SignRequest, SignResponse } from "./ca.js";
-import {
-  BLOCKING_DEFAULT_WAIT_MS,
-  BLOCKING_MAX_WAIT_MS,
-  type CheckState,
-  type CheckUpdate,
-  type HealthStatus,
-  type Instance,
-  type InstanceRegistration,
-  type ServiceInstancesResponse,
-  type ServiceSummary,
+import type {
+  CheckState,
+  CheckUpdate,
+  HealthStatus,
+  Instance,
+  InstanceRegistration,
+  ServiceInstancesResponse,
+  ServiceSummary,
 } from "./catalog.js";
+// Values only from zod-free modules: the sidecar loads this file through `@weft/api/client`.
+import { BLOCKING_DEFAULT_WAIT_MS, BLOCKING_MAX_WAIT_MS } from "./patterns.js";
 
 export interface WeftClientOptions {
   /** `host:port` (http assumed) or a URL such as `http://127.0.0.1:7400`. */

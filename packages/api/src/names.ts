@@ -1,8 +1,9 @@
 import { parseDuration } from "@weft/core";
 import { z } from "zod";
 
-/** A service or resource name: a DNS label (RFC 1123), so it can sit in a SPIFFE ID and a hostname. */
-export const NAME_PATTERN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+import { NAME_PATTERN } from "./patterns.js";
+
+export { NAME_PATTERN };
 
 export const nameSchema = z
   .string()

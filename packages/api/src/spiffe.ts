@@ -6,7 +6,7 @@
  * accepts from a peer) and the CLI. The string given here must come from the
  * certificate's DER (the URI SAN), never from a formatted description of it.
  */
-import { NAME_PATTERN } from "./names.js";
+import { NAME_PATTERN } from "./patterns.js";
 
 /** Workloads live in one namespace until namespaces exist. */
 export const DEFAULT_NAMESPACE = "default";

@@ -1,10 +1,10 @@
 import { X509Certificate } from "node:crypto";
-import { parseWorkloadId, type WorkloadIdentity } from "@weft/api";
+import { parseWorkloadId, type WorkloadIdentity } from "@weft/api/spiffe";
 import { describeError } from "@weft/core";
 import { type DatedCert, datedCert, MAX_CHAIN_CERTS, validatePath } from "./chain-path.js";
+import { DerError, KEY_USAGE, type LeafExtensions, OID, readLeafExtensions } from "./der.js";
 import { cacheGet, cachePut, svidCacheKey } from "./svid-cache.js";
 import type { TrustBundle } from "./trust-bundle.js";
-import * as x509 from "./x509.js";
 
 /**
  * X.509-SVID verification (the SPIFFE X509-SVID spec), shared by the
@@ -48,13 +48,6 @@ export interface VerifyOptions {
   /** The service (or services) the caller expects the peer to be. */
   expectService?: string | readonly string[];
 }
-
-const OID_SAN = "2.5.29.17";
-const OID_BASIC_CONSTRAINTS = "2.5.29.19";
-const OID_KEY_USAGE = "2.5.29.15";
-const OID_EXT_KEY_USAGE = "2.5.29.37";
-const SERVER_AUTH = "1.3.6.1.5.5.7.3.1";
-const CLIENT_AUTH = "1.3.6.1.5.5.7.3.2";
 
 type Rejection = Extract<SvidResult, { ok: false }>;
 
@@ -111,10 +104,10 @@ function verify(chainDer: readonly Buffer[], bundle: TrustBundle, opts: VerifyOp
   return checkExpected({ ok: true, ...svid, notAfter: leaf.notAfter }, opts);
 }
 
-/** Parses every certificate with node:crypto and the leaf's extensions from its DER with @peculiar/x509. */
+/** Parses every certificate with node:crypto and the leaf's extensions from its DER (der.ts). */
 function parseChain(
   chainDer: readonly Buffer[],
-): { chain: DatedCert[]; extensions: x509.Extension[] } | Rejection {
+): { chain: DatedCert[]; extensions: LeafExtensions } | Rejection {
   const chain: DatedCert[] = [];
   for (const [i, der] of chainDer.entries()) {
     const label = i === 0 ? "leaf" : `chain[${i}]`;
@@ -130,33 +123,31 @@ function parseChain(
     }
     chain.push(dated);
   }
-  let extensions: x509.Extension[];
+  let extensions: LeafExtensions;
   try {
-    // Read `extensions` exactly once: the library caches an empty list when parsing throws.
-    extensions = new x509.X509Certificate(chainDer[0] as Buffer).extensions;
+    extensions = readLeafExtensions(chainDer[0] as Buffer);
   } catch (e) {
-    return reject("malformed", `leaf extensions do not parse: ${describeError(e)}`);
+    const why = e instanceof DerError ? e.message : describeError(e);
+    return reject("malformed", `leaf extensions do not parse: ${why}`);
   }
   const seen = new Set<string>();
-  for (const ext of extensions) {
-    if (seen.has(ext.type)) return reject("malformed", `leaf repeats extension ${ext.type}`);
-    seen.add(ext.type);
+  for (const oid of extensions.oids) {
+    if (seen.has(oid)) return reject("malformed", `leaf repeats extension ${oid}`);
+    seen.add(oid);
+  }
+  // Node (OpenSSL) read basicConstraints too: a disagreement means a parser confusion; refuse.
+  if ((extensions.ca ?? false) !== leafCa(chain[0] as DatedCert)) {
+    return reject("malformed", "leaf basicConstraints read differently by two parsers");
   }
   return { chain, extensions };
 }
 
 /** The SPIFFE rules on the leaf itself: one valid URI SAN in our trust domain, not a CA, usable for mTLS. */
 function checkLeaf(
-  extensions: readonly x509.Extension[],
+  extensions: LeafExtensions,
   trustDomain: string,
 ): { spiffeId: string; identity: WorkloadIdentity } | Rejection {
-  const uris: string[] = [];
-  for (const ext of extensions) {
-    if (ext.type !== OID_SAN) continue;
-    if (!(ext instanceof x509.SubjectAlternativeNameExtension))
-      return reject("malformed", "leaf SAN does not parse");
-    for (const name of ext.names.items) if (name.type === "url") uris.push(name.value);
-  }
+  const uris = extensions.uris;
   const spiffeId = uris[0];
   if (spiffeId === undefined || uris.length !== 1) {
     return reject("san-count", `leaf has ${uris.length} URI SANs; an X.509-SVID has exactly one`);
@@ -169,30 +160,19 @@ function checkLeaf(
       `leaf is in trust domain "${parsed.id.trustDomain}"; this bundle is for "${trustDomain}"`,
     );
   }
-
-  const bc = extensions.find((e) => e.type === OID_BASIC_CONSTRAINTS);
-  if (bc !== undefined) {
-    if (!(bc instanceof x509.BasicConstraintsExtension))
-      return reject("malformed", "leaf basicConstraints does not parse");
-    if (bc.ca) return reject("leaf-is-ca", "leaf has basicConstraints cA=true");
-  }
-  const ku = extensions.find((e) => e.type === OID_KEY_USAGE);
+  if (extensions.ca) return reject("leaf-is-ca", "leaf has basicConstraints cA=true");
+  const ku = extensions.keyUsage;
   if (ku !== undefined) {
-    if (!(ku instanceof x509.KeyUsagesExtension)) return reject("malformed", "leaf keyUsage does not parse");
-    if (ku.usages & (x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign)) {
+    if (ku.has(KEY_USAGE.keyCertSign) || ku.has(KEY_USAGE.cRLSign)) {
       return reject("leaf-is-ca", "leaf keyUsage allows keyCertSign or cRLSign");
     }
-    if (!(ku.usages & x509.KeyUsageFlags.digitalSignature)) {
+    if (!ku.has(KEY_USAGE.digitalSignature)) {
       return reject("key-usage", "leaf keyUsage lacks digitalSignature");
     }
   }
-  const eku = extensions.find((e) => e.type === OID_EXT_KEY_USAGE);
+  const eku = extensions.extKeyUsage;
   if (eku !== undefined) {
-    if (!(eku instanceof x509.ExtendedKeyUsageExtension)) {
-      return reject("malformed", "leaf extKeyUsage does not parse");
-    }
-    const usages = eku.usages.map(String);
-    const missing = [SERVER_AUTH, CLIENT_AUTH].filter((oid) => !usages.includes(oid));
+    const missing = [OID.serverAuth, OID.clientAuth].filter((oid) => !eku.includes(oid));
     if (missing.length > 0) {
       return reject(
         "ext-key-usage",
@@ -202,6 +182,11 @@ function checkLeaf(
   }
   // Frozen: cached results share it.
   return { spiffeId, identity: Object.freeze(parsed.id) };
+}
+
+/** OpenSSL's view of the leaf's basicConstraints cA. */
+function leafCa(leaf: DatedCert): boolean {
+  return leaf.cert.ca;
 }
 
 function checkExpected(ok: Extract<SvidResult, { ok: true }>, opts: VerifyOptions): SvidResult {

@@ -1,5 +1,5 @@
 import { createHash, X509Certificate } from "node:crypto";
-import { parseSpiffeId } from "@weft/api";
+import { parseSpiffeId } from "@weft/api/spiffe";
 import { describeError, weftError } from "@weft/core";
 
 const PEM_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;

@@ -1,7 +1,7 @@
 /**
  * A workload's certificate, kept current: the proxy's side of the CA.
  *
- *   key pair (WebCrypto P-256, never leaves this process)
+ *   key pair (P-256, csr.ts; never leaves this process)
  *     -> CSR with one URI SAN (the service's SPIFFE ID) -> POST /v1/ca/sign with the proxy's token
  *     -> TlsMaterial {key, chain, bundle} published to listeners (MaterialSource)
  *   renewal at about half-life (uniform jitter 45-55 %) with a fresh key; a
@@ -13,8 +13,10 @@
  * Listeners swap contexts on `onChange` (server.setSecureContext): established
  * connections are not touched by a renewal.
  */
-import { webcrypto } from "node:crypto";
-import { type CaRootsResponse, type SignResponse, type WeftClient, workloadId } from "@weft/api";
+import type { CaRootsResponse, SignResponse } from "@weft/api";
+// The light entry points: the sidecar must not load zod and the resource schemas.
+import type { WeftClient } from "@weft/api/client";
+import { workloadId } from "@weft/api/spiffe";
 import {
   Backoff,
   type Clock,
@@ -24,10 +26,8 @@ import {
   type TimerHandle,
 } from "@weft/core";
 import type { MaterialSource, TlsMaterial } from "../transport/mtls.js";
+import { createKeyAndCsr } from "./csr.js";
 import { TrustBundle } from "./trust-bundle.js";
-import * as x509 from "./x509.js";
-
-const ALG = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
 
 /** The subset of a pino logger used here. */
 export interface IdentityLogger {
@@ -60,11 +60,6 @@ export interface IdentityStatus {
   lastError?: string;
 }
 
-function pkcs8Pem(der: ArrayBuffer): string {
-  const b64 = Buffer.from(der).toString("base64");
-  return `-----BEGIN PRIVATE KEY-----\n${b64.replace(/.{1,64}/g, "$&\n")}-----END PRIVATE KEY-----\n`;
-}
-
 export class WorkloadIdentity implements MaterialSource, Disposable {
   private material: TlsMaterial | undefined;
   private signed: SignResponse | undefined;
@@ -80,6 +75,8 @@ export class WorkloadIdentity implements MaterialSource, Disposable {
   private failedRenewals = 0;
   private lastError: string | undefined;
   private rootsIndex = 0;
+  /** The latest trust bundle read from the control plane. */
+  private roots: CaRootsResponse | undefined;
   private closed = false;
 
   private constructor(private readonly opts: WorkloadIdentityOptions) {
@@ -92,6 +89,7 @@ export class WorkloadIdentity implements MaterialSource, Disposable {
     const id = new WorkloadIdentity(opts);
     const roots = await opts.client.caRoots();
     id.rootsIndex = roots.index;
+    id.roots = roots;
     await id.obtain(roots.trustDomain);
     void id.watchRoots();
     return id;
@@ -154,32 +152,30 @@ export class WorkloadIdentity implements MaterialSource, Disposable {
   }
 
   private async obtain(trustDomain: string): Promise<void> {
+    const rootsBefore = this.roots;
     const spiffeId = workloadId(trustDomain, this.opts.service);
-    const keys = (await webcrypto.subtle.generateKey(ALG, true, [
-      "sign",
-      "verify",
-    ])) as webcrypto.CryptoKeyPair;
-    const csr = await x509.Pkcs10CertificateRequestGenerator.create(
-      {
-        name: `CN=${this.opts.service}`,
-        keys,
-        signingAlgorithm: ALG,
-        extensions: [new x509.SubjectAlternativeNameExtension([{ type: "url", value: spiffeId }])],
-      },
-      webcrypto,
-    );
-    const req: Parameters<WeftClient["caSign"]>[0] = { csr: csr.toString("pem") };
+    const { keyPem, csrPem } = await createKeyAndCsr(this.opts.service, spiffeId);
+    const req: Parameters<WeftClient["caSign"]>[0] = { csr: csrPem };
     if (this.opts.ttl !== undefined) req.ttl = this.opts.ttl;
     if (this.opts.instanceId !== undefined) req.instanceId = this.opts.instanceId;
     const signed = await this.opts.client.caSign(req);
-    const keyPem = pkcs8Pem(await webcrypto.subtle.exportKey("pkcs8", keys.privateKey));
-    const bundle = TrustBundle.fromPem(signed.trustDomain, signed.rootsPem);
+    // The answer carries the bundle at signing time. If the watch delivered one while this request
+    // was in flight, that one is at least as new (or the watch is about to deliver a newer one):
+    // keep it, or a rotation that raced this renewal would drop the new root until the next change.
+    const watched = this.roots !== rootsBefore ? this.roots : undefined;
+    const bundle =
+      watched && this.material
+        ? this.material.bundle
+        : TrustBundle.fromPem(signed.trustDomain, signed.rootsPem);
     if (this.closed) return;
     this.signed = signed;
     this.material = Object.freeze({ keyPem, chainPem: signed.chainPem, bundle });
     const now = this.clock.now();
     const notAfter = Date.parse(signed.notAfter);
     this.plan(now + (notAfter - now) * (0.45 + 0.1 * this.random()));
+    // Likewise, a leaf from the root that such a rotation replaced is renewed soon, as onRoots
+    // would have done (a root the watched bundle does not list yet is newer than that bundle).
+    if (watched?.roots.some((r) => r.id === signed.rootId)) this.renewSoonIfRotated(watched);
     this.opts.logger?.info(
       { spiffeId, serial: signed.serialNumber, rootId: signed.rootId, notAfter: signed.notAfter },
       "workload certificate obtained",
@@ -225,7 +221,12 @@ export class WorkloadIdentity implements MaterialSource, Disposable {
       if (roots.index < this.rootsIndex)
         this.rootsIndex = 0; // the store went backwards: start over
       else this.rootsIndex = roots.index;
-      this.onRoots(roots);
+      try {
+        this.onRoots(roots);
+      } catch (e) {
+        // A bundle we cannot use (a root that does not parse): keep ours and wait for the next change.
+        this.opts.logger?.warn({ err: describeError(e) }, "ignoring an unusable trust bundle");
+      }
     }
   }
 
@@ -234,10 +235,16 @@ export class WorkloadIdentity implements MaterialSource, Disposable {
     if (!current || this.closed) return;
     const pems = roots.roots.map((r) => r.certificatePem);
     const bundle = TrustBundle.fromPem(roots.trustDomain, pems);
+    this.roots = roots;
     if (bundle.id !== current.bundle.id) {
       this.material = Object.freeze({ ...current, bundle });
       this.emit();
     }
+    this.renewSoonIfRotated(roots);
+  }
+
+  /** The current leaf is not from the active root: renew soon, unless a renewal is planned sooner. */
+  private renewSoonIfRotated(roots: CaRootsResponse): void {
     if (this.signed && roots.activeRootId !== this.signed.rootId) {
       // Spread the fleet's re-issue over a few seconds (or a tenth of the remaining life).
       const left = Date.parse(this.signed.notAfter) - this.clock.now();

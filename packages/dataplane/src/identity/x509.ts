@@ -1,4 +1,0 @@
-// tsyringe inside @peculiar/x509 throws at import unless the Reflect metadata polyfill is loaded first.
-import "reflect-metadata";
-
-export * from "@peculiar/x509";
