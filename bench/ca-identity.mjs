@@ -12,13 +12,10 @@
 //     a bare Node process.
 // Writes JSON to bench/results/. Every loop is bounded in count and time.
 import "reflect-metadata";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { webcrypto } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { cpus } from "node:os";
 import tls from "node:tls";
-import { fileURLToPath } from "node:url";
 import * as x509 from "@peculiar/x509";
 import { WeftClient } from "@weft/api";
 import {
@@ -29,50 +26,15 @@ import {
   verifySvid,
   WorkloadIdentity,
 } from "@weft/dataplane";
+import { ROOT, startBenchServer, writeResult } from "./lib/weft-server.mjs";
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const SIGNS = 400;
 const SIGN_CONCURRENCY = 8;
 const HANDSHAKES = 2_000;
 const HANDSHAKE_CONCURRENCY = 8;
 const VERIFY_CACHED = 20_000;
 const VERIFY_COLD = 2_000;
-const dir = mkdtempSync(join(tmpdir(), "weft-ca-bench-"));
-
-const srv = spawn(
-  process.execPath,
-  [
-    join(root, "packages/cli/dist/bin/weft.js"),
-    "server",
-    "--listen",
-    "127.0.0.1:0",
-    "--data-dir",
-    join(dir, "srv"),
-  ],
-  { stdio: ["ignore", "pipe", "ignore"] },
-);
-const stop = () => {
-  srv.kill("SIGTERM");
-  rmSync(dir, { recursive: true, force: true });
-};
-const deadline = setTimeout(() => {
-  console.error("ca-identity bench: timed out after 5 minutes");
-  stop();
-  process.exit(1);
-}, 300_000);
-deadline.unref();
-
-let out = "";
-const url = await new Promise((ok, fail) => {
-  srv.once("exit", (code) => fail(new Error(`weft server exited (${code}) before listening`)));
-  srv.stdout.setEncoding("utf8").on("data", (d) => {
-    out += d;
-    const m = /listening on (\S+)[\s\S]*bootstrap management token/.exec(out);
-    if (m) ok(m[1]);
-  });
-});
-const addr = new URL(url).host;
-const token = readFileSync(join(dir, "srv/bootstrap-token"), "utf8").trim();
+const { addr, token, stop } = await startBenchServer("ca-identity");
 const client = new WeftClient({ addr, token });
 
 const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
@@ -218,7 +180,7 @@ api.dispose();
 // --- memory: a process holding a WorkloadIdentity vs a bare node ---
 const rssOf = (script) => {
   const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], {
-    cwd: root,
+    cwd: ROOT,
     encoding: "utf8",
     env: { ...process.env, BENCH_ADDR: addr, BENCH_TOKEN: token },
     timeout: 30_000,
@@ -266,11 +228,8 @@ const result = {
     addedMb: Math.round(identityRss - bareRss),
   },
 };
-clearTimeout(deadline);
 stop();
-mkdirSync(join(root, "bench/results"), { recursive: true });
-const file = join(root, "bench/results", `ca-identity-${result.date.replace(/[:.]/g, "-")}.json`);
-writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+const file = writeResult("ca-identity", result);
 const s = result.signing;
 const h = result.handshakes;
 console.log(

@@ -6,53 +6,15 @@
 //   npm run build && node bench/catalog-capacity.mjs [N]
 // The full benchmark suite (`npm run bench`, data plane vs direct and
 // HAProxy) comes with issue #6; this is its control-plane seed.
-import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { cpus } from "node:os";
+import { startBenchServer, writeResult } from "./lib/weft-server.mjs";
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const N = Number(process.argv[2] ?? 10_000);
 const SERVICES = 200;
 const CONCURRENCY = 16;
 const HEARTBEATS = 2_000;
-const dir = mkdtempSync(join(tmpdir(), "weft-cap-"));
-
-const srv = spawn(
-  process.execPath,
-  [
-    join(root, "packages/cli/dist/bin/weft.js"),
-    "server",
-    "--listen",
-    "127.0.0.1:0",
-    "--data-dir",
-    join(dir, "srv"),
-  ],
-  { stdio: ["ignore", "pipe", "ignore"] },
-);
-const stop = () => {
-  srv.kill("SIGTERM");
-  rmSync(dir, { recursive: true, force: true });
-};
-const deadline = setTimeout(() => {
-  console.error("capacity bench: timed out after 5 minutes");
-  stop();
-  process.exit(1);
-}, 300_000);
-
-let out = "";
-const url = await new Promise((ok, fail) => {
-  srv.once("exit", (code) => fail(new Error(`weft server exited (${code}) before listening`)));
-  srv.stdout.setEncoding("utf8").on("data", (d) => {
-    out += d;
-    const m = /listening on (\S+)[\s\S]*bootstrap management token/.exec(out);
-    if (m) ok(m[1]);
-  });
-});
-const token = readFileSync(join(dir, "srv/bootstrap-token"), "utf8").trim();
+const { url, token, rssMb, stop } = await startBenchServer("catalog-capacity");
 const headers = { authorization: `Bearer ${token}`, "content-type": "application/json" };
-const rssMb = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${srv.pid}/status`, "utf8"))[1]) / 1024;
 
 const idleRss = rssMb();
 let next = 0;
@@ -113,11 +75,8 @@ const result = {
   rssLoadedMb: Math.round(rssMb()),
   rssAfterRegistrationMb: Math.round(loadedRss),
 };
-clearTimeout(deadline);
 stop();
-mkdirSync(join(root, "bench/results"), { recursive: true });
-const file = join(root, "bench/results", `catalog-capacity-${result.date.replace(/[:.]/g, "-")}.json`);
-writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+const file = writeResult("catalog-capacity", result);
 console.log(
   `${N} instances in ${list.length} services: ${result.registrationsPerSecond} registrations/s (fsynced), ` +
     `${result.sequentialHeartbeatsPerSecond} heartbeats/s (one client), list ${result.listServicesMs} ms, ` +

@@ -27,11 +27,13 @@ export interface LoadResult {
   errors: string[];
 }
 
-function usage(detail: string): WeftError {
+/** A usage error (exit 2) with `detail` as its message. */
+export function usage(detail: string): WeftError {
   return new WeftError("WEFT_ERR_USAGE", { detail });
 }
 
-function errnoDetail(e: unknown): string {
+/** A file-system error as a short phrase ("no such file or directory"). */
+export function errnoDetail(e: unknown): string {
   const code = (e as { code?: unknown }).code;
   if (code === "ENOENT") return "no such file or directory";
   if (code === "EACCES") return "permission denied";

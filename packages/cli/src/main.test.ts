@@ -9,32 +9,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { EXIT } from "./exit-codes.js";
-import type { Io } from "./io.js";
-import { run } from "./main.js";
+import { runCaptured } from "./run-captured.suite.js";
 
 const dir = mkdtempSync(join(tmpdir(), "weft-cli-test-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function weft(...args: string[]) {
-  let out = "";
-  let err = "";
-  const io: Io = {
-    out: {
-      write: (t) => {
-        out += t;
-      },
-      isTTY: false,
-    },
-    err: {
-      write: (t) => {
-        err += t;
-      },
-      isTTY: false,
-    },
-    cwd: dir,
-  };
-  const code = await run(["node", "weft", ...args], io);
-  return { code, out, err };
+function weft(...args: string[]) {
+  return runCaptured([...args], dir);
 }
 
 async function closedPort(): Promise<number> {

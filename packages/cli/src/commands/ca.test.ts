@@ -12,8 +12,7 @@ import { Readable } from "node:stream";
 import type { CaRoot, CaRootsResponse, RotateResponse, SignResponse } from "@weft/api";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { EXIT } from "../exit-codes.js";
-import type { Io } from "../io.js";
-import { run } from "../main.js";
+import { runCaptured } from "../run-captured.suite.js";
 import {
   certExpiresCell,
   humanTimeLeft,
@@ -362,26 +361,8 @@ beforeEach(() => {
   rotateAnswer = { status: 200, body: ROTATE_OK };
 });
 
-async function weft(...args: string[]) {
-  let out = "";
-  let err = "";
-  const io: Io = {
-    out: {
-      write: (t) => {
-        out += t;
-      },
-      isTTY: false,
-    },
-    err: {
-      write: (t) => {
-        err += t;
-      },
-      isTTY: false,
-    },
-    cwd: work,
-  };
-  const code = await run(["node", "weft", ...args, "--addr", addr, "--token", "s3cret"], io);
-  return { code, out, err };
+function weft(...args: string[]) {
+  return runCaptured([...args, "--addr", addr, "--token", "s3cret"], work);
 }
 
 describe("weft ca (in-process, stub server)", () => {

@@ -21,6 +21,7 @@ import {
 import { parseDuration, WeftError } from "@weft/core";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { type ClientFlags, clientFrom, withClientOptions } from "../client-options.js";
+import { errnoDetail, usage } from "../files.js";
 import type { Io } from "../io.js";
 import { type Color, json, paint, table, useColor } from "../output.js";
 
@@ -176,18 +177,6 @@ function countCertificates(pem: string): number {
 
 function withNewline(s: string): string {
   return s.endsWith("\n") ? s : `${s}\n`;
-}
-
-function usage(detail: string): WeftError {
-  return new WeftError("WEFT_ERR_USAGE", { detail });
-}
-
-function errnoDetail(e: unknown): string {
-  const code = (e as { code?: unknown }).code;
-  if (code === "ENOENT") return "no such file or directory";
-  if (code === "EACCES") return "permission denied";
-  if (code === "EISDIR") return "is a directory";
-  return e instanceof Error ? e.message : String(e);
 }
 
 function checkCsrText(text: string, name: string): string {
