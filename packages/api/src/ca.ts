@@ -13,7 +13,7 @@ export const signRequestSchema = z.strictObject({
   /** PKCS#10 CSR in PEM, carrying exactly one URI SAN: the workload's SPIFFE ID. */
   csr: z.string().min(1).max(MAX_CSR_PEM_BYTES),
   /** Requested lifetime; default the mesh's `certificates.leafTtl`, at most `maxLeafTtl`. */
-  ttl: durationSchema.optional(),
+  ttl: durationSchema.refine((ms) => ms >= 1000, "must be at least 1s").optional(),
   /** The instance the certificate is for, so `weft instances` can show its expiry and a renewal replaces it. */
   instanceId: instanceIdSchema.optional(),
 });

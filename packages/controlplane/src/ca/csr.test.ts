@@ -1,3 +1,6 @@
+import { mkdtemp, readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { isWeftError } from "@weft/core";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -9,6 +12,7 @@ import {
   expectCode,
   makeCsr,
   makeCsrObject,
+  openssl,
   spiffeId,
   testKeys,
 } from "./ca-fixtures.suite.js";
@@ -244,5 +248,49 @@ describe("checkCsr never throws anything but WEFT_ERR_CSR_INVALID", () => {
       }),
       { numRuns: 200 },
     );
+  });
+});
+
+describe("checkCsr: signature algorithms from openssl", () => {
+  const san = "subjectAltName=URI:spiffe://weft.local/ns/default/svc/web";
+  async function opensslCsr(keyArgs: string[], extra: string[] = []): Promise<string> {
+    const dir = await mkdtemp(join(tmpdir(), "weft-csr-alg-"));
+    const out = join(dir, "r.csr");
+    const r = await openssl([
+      "req",
+      "-new",
+      ...keyArgs,
+      "-nodes",
+      "-subj",
+      "/CN=web",
+      "-addext",
+      san,
+      "-keyout",
+      join(dir, "k.pem"),
+      "-out",
+      out,
+      ...extra,
+    ]);
+    expect(r.ok, r.output).toBe(true);
+    return readFile(out, "utf8");
+  }
+
+  it.each([
+    ["EC P-256, SHA-256", ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"], []],
+    ["EC P-384, SHA-384", ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:secp384r1"], ["-sha384"]],
+    ["RSA 2048, SHA-256", ["-newkey", "rsa:2048"], []],
+    ["Ed25519", ["-newkey", "ed25519"], []],
+  ])("accepts %s", async (_name, key, extra) => {
+    const c = await checkCsr(await opensslCsr(key, extra), TD);
+    expect(c.identity.service).toBe("web");
+  });
+
+  it.each([
+    ["SHA-1", ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"], ["-sha1"]],
+    ["RSA-PSS", ["-newkey", "rsa:2048"], ["-sigopt", "rsa_padding_mode:pss", "-sha256"]],
+  ])("refuses %s by name", async (_name, key, extra) => {
+    const err = await checkCsr(await opensslCsr(key, extra), TD).catch((e: unknown) => e);
+    expect(isWeftError(err, "WEFT_ERR_CSR_INVALID")).toBe(true);
+    expect(String((err as Error).message)).toMatch(/signature algorithm is not allowed/);
   });
 });

@@ -43,16 +43,102 @@ function keyDescription(spki: ArrayBuffer): string | undefined {
   return `key type ${key.asymmetricKeyType ?? "unknown"} (use ECDSA P-256/P-384, Ed25519 or RSA)`;
 }
 
-/** Length of the DER element at the start of `der` (tag + length + content), or -1 if unreadable. */
-function outerDerLength(der: Buffer): number {
-  if (der.length < 2 || der[0] !== 0x30) return -1;
-  const first = der[1] as number;
-  if (first < 0x80) return 2 + first;
-  const n = first & 0x7f;
-  if (n === 0 || n > 3 || der.length < 2 + n) return -1;
-  let len = 0;
-  for (let i = 0; i < n; i++) len = len * 256 + (der[2 + i] as number);
-  return 2 + n + len;
+interface DerElement {
+  tag: number;
+  /** Where the content starts and ends. */
+  start: number;
+  end: number;
+}
+
+/** The DER element at `at`, within `limit`: definite, minimal length of at most 3 bytes; or undefined. */
+function derElement(der: Buffer, at: number, limit: number): DerElement | undefined {
+  if (at + 2 > limit) return undefined;
+  const first = der[at + 1] as number;
+  let start = at + 2;
+  let len = first;
+  if (first >= 0x80) {
+    const n = first & 0x7f;
+    if (n === 0 || n > 3 || start + n > limit || der[start] === 0) return undefined;
+    len = 0;
+    for (let i = 0; i < n; i++) len = len * 256 + (der[start + i] as number);
+    if (len < 0x80) return undefined;
+    start += n;
+  }
+  return start + len <= limit ? { tag: der[at] as number, start, end: start + len } : undefined;
+}
+
+/** The elements that exactly fill `der[start, end)`, or undefined. */
+function derChildren(der: Buffer, start: number, end: number): DerElement[] | undefined {
+  const out: DerElement[] = [];
+  for (let at = start; at < end; ) {
+    const e = derElement(der, at, end);
+    if (!e) return undefined;
+    out.push(e);
+    at = e.end;
+  }
+  return out;
+}
+
+/**
+ * Signature algorithms a CSR may use (DER OID content -> parameters it must carry). Anything
+ * else (SHA-1, RSA-PSS with its leniently parsed parameters, ...) is refused by name.
+ */
+const SIGNATURE_ALGORITHMS = new Map<string, { name: string; params: "absent" | "null" }>([
+  ["2a8648ce3d040302", { name: "ecdsa-with-SHA256", params: "absent" }],
+  ["2a8648ce3d040303", { name: "ecdsa-with-SHA384", params: "absent" }],
+  ["2a8648ce3d040304", { name: "ecdsa-with-SHA512", params: "absent" }],
+  ["2a864886f70d01010b", { name: "sha256WithRSAEncryption", params: "null" }],
+  ["2a864886f70d01010c", { name: "sha384WithRSAEncryption", params: "null" }],
+  ["2a864886f70d01010d", { name: "sha512WithRSAEncryption", params: "null" }],
+  ["2b6570", { name: "Ed25519", params: "absent" }],
+]);
+
+/**
+ * What is wrong with the framing of the request, if anything: it must be exactly
+ * SEQUENCE { info, SEQUENCE { OID, params? }, BIT STRING } in DER, with an allowed signature
+ * algorithm and exactly its parameters, and an ECDSA signature
+ * value SEQUENCE { INTEGER, INTEGER } in DER. The library's parser tolerates wrong tags and
+ * lengths outside the signed info (the signature covers only the info's own bytes), so a
+ * mangled request would otherwise still be signed.
+ */
+function derFraming(der: Buffer): string | undefined {
+  const req = derElement(der, 0, der.length);
+  if (req?.tag !== 0x30 || req.end !== der.length) return "the DER has bytes outside the request's SEQUENCE";
+  const [info, alg, sig, ...rest] = derChildren(der, req.start, req.end) ?? [];
+  const [oid, param, ...more] = (alg?.tag === 0x30 && derChildren(der, alg.start, alg.end)) || [];
+  if (
+    info?.tag !== 0x30 ||
+    oid?.tag !== 0x06 ||
+    more.length > 0 ||
+    sig?.tag !== 0x03 ||
+    sig.end === sig.start ||
+    der[sig.start] !== 0 || // a signature is whole bytes: no unused bits
+    rest.length > 0
+  ) {
+    return "it is not a DER PKCS#10 request (tags or lengths around the signature)";
+  }
+  const algorithm = SIGNATURE_ALGORITHMS.get(der.subarray(oid.start, oid.end).toString("hex"));
+  if (!algorithm) {
+    return "its signature algorithm is not allowed; use ECDSA with SHA-256/384/512, RSA PKCS#1 v1.5 with SHA-256/384/512, or Ed25519";
+  }
+  const nullParam = param?.tag === 0x05 && param.start === param.end;
+  if (algorithm.params === "absent" ? param !== undefined : !nullParam) {
+    return `${algorithm.name} takes ${algorithm.params === "absent" ? "no parameters" : "NULL parameters"}`;
+  }
+  if (algorithm.name.startsWith("ecdsa")) {
+    const [value, ...after] = derChildren(der, sig.start + 1, sig.end) ?? [];
+    const ints = value?.tag === 0x30 ? derChildren(der, value.start, value.end) : undefined;
+    // INTEGERs r and s: positive, no leading zero byte unless the next byte's top bit is set.
+    const positive = (i: DerElement) =>
+      i.tag === 0x02 &&
+      i.end > i.start &&
+      (der[i.start] as number) < 0x80 &&
+      !(der[i.start] === 0 && i.end - i.start > 1 && (der[i.start + 1] as number) < 0x80);
+    if (after.length > 0 || ints?.length !== 2 || !ints.every(positive)) {
+      return "its ECDSA signature value is not DER";
+    }
+  }
+  return undefined;
 }
 
 /** Parses and checks a PEM CSR for `trustDomain`; throws WEFT_ERR_CSR_INVALID saying what is wrong. */
@@ -68,8 +154,10 @@ export async function checkCsr(pem: string, trustDomain: string): Promise<Checke
   const body = (blocks[0] as string).replace(/-----[A-Z ]+-----/g, "").replace(/\s+/g, "");
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(body)) refuse("the PEM body is not base64");
   const der = Buffer.from(body, "base64");
-  // The parser stops at the end of the outer SEQUENCE: bytes after it would be signed by no one.
-  if (outerDerLength(der) !== der.length) refuse("the DER has bytes outside the request's SEQUENCE");
+  // The parser stops at the end of the outer SEQUENCE (bytes after it would be signed by no one)
+  // and tolerates bad framing around the signature: refuse anything but DER there.
+  const framing = derFraming(der);
+  if (framing) refuse(framing);
   let csr: x509.Pkcs10CertificateRequest;
   try {
     csr = new x509.Pkcs10CertificateRequest(der);
