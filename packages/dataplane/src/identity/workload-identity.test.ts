@@ -103,6 +103,8 @@ function caRoot(r: FakeRoot, state: CaRoot["state"]): CaRoot {
 /** Implements only caRoots (blocking) and caSign of WeftClient, on the virtual clock. */
 class FakeCa {
   index = 7;
+  /** The mesh's trust domain as the fake CA reports it. */
+  trustDomain = TD;
   roots: FakeRoot[];
   activeRootId: string;
   /** When set, caRoots rejects with it. */
@@ -134,7 +136,7 @@ class FakeCa {
 
   snapshot(): CaRootsResponse {
     return {
-      trustDomain: TD,
+      trustDomain: this.trustDomain,
       activeRootId: this.activeRootId,
       roots: this.roots.map((r) => caRoot(r, r.id === this.activeRootId ? "active" : "retiring")),
       index: this.index,
@@ -227,7 +229,7 @@ class FakeCa {
       notBefore: notBefore.toISOString(),
       notAfter: notAfter.toISOString(),
       rootsPem,
-      trustDomain: TD,
+      trustDomain: this.trustDomain,
     };
   }
 }
@@ -510,6 +512,20 @@ describe("WorkloadIdentity", () => {
     expect(renewed.bundle.roots).toHaveLength(2);
     // The renewed certificate is planned at its own half-life again.
     expect(st.renewAt - clock.now()).toBeCloseTo(0.5 * 24 * HOUR, 3);
+  });
+
+  it("a new trust domain in the bundle leads to an early renewal for the new SPIFFE ID", async () => {
+    const { clock, ca, id } = await setup({ ttl: "24h", random: () => 0.5 });
+    expect(ca.signs[0]!.uris).toEqual(["spiffe://weft.local/ns/default/svc/web"]);
+    const changedAt = clock.now();
+    ca.trustDomain = "corp.example";
+    ca.setRoots([{ id: "root-a", root: rootA }], "root-a");
+    await until(() => ca.pending.length === 1 && ca.pending[0]!.q.index === ca.index, "the next long poll");
+    expect(id.status().renewAt).toBeLessThanOrEqual(changedAt + 5 * SECOND);
+    clock.advance(5 * SECOND);
+    await until(() => id.status().renewals === 1, "the early renewal");
+    expect(ca.signs[1]!.uris).toEqual(["spiffe://corp.example/ns/default/svc/web"]);
+    expect(id.current().bundle.trustDomain).toBe("corp.example");
   });
 
   it("start() rejects when the first certificate cannot be obtained", async () => {

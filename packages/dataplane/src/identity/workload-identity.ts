@@ -135,7 +135,9 @@ export class WorkloadIdentity implements MaterialSource, Disposable {
   private async doRenew(): Promise<void> {
     if (this.closed) return;
     try {
-      await this.obtain(this.signed?.trustDomain ?? (await this.opts.client.caRoots()).trustDomain);
+      // The bundle's trust domain is the mesh's current one (it may have changed since the last leaf).
+      const trustDomain = this.roots?.trustDomain ?? this.signed?.trustDomain;
+      await this.obtain(trustDomain ?? (await this.opts.client.caRoots()).trustDomain);
       this.renewals++;
       this.backoff.reset();
     } catch (e) {
@@ -243,11 +245,15 @@ export class WorkloadIdentity implements MaterialSource, Disposable {
     this.renewSoonIfRotated(roots);
   }
 
-  /** The current leaf is not from the active root: renew soon, unless a renewal is planned sooner. */
+  /**
+   * The current leaf is not from the active root, or not in the mesh's trust domain any more:
+   * renew soon, unless a renewal is planned sooner.
+   */
   private renewSoonIfRotated(roots: CaRootsResponse): void {
-    if (this.signed && roots.activeRootId !== this.signed.rootId) {
+    const s = this.signed;
+    if (s && (roots.activeRootId !== s.rootId || roots.trustDomain !== s.trustDomain)) {
       // Spread the fleet's re-issue over a few seconds (or a tenth of the remaining life).
-      const left = Date.parse(this.signed.notAfter) - this.clock.now();
+      const left = Date.parse(s.notAfter) - this.clock.now();
       const soon = this.clock.now() + this.random() * Math.min(5_000, Math.max(0, left / 10));
       if (soon < this.renewAt) this.plan(soon);
     }
