@@ -31,6 +31,7 @@ server.stdout.on("data", (chunk) => {
       console.log(`\n[weft] control plane ready at http://${addr} (dev mode). Try:`);
       console.log(`  npx weft get intention --addr ${addr}`);
       console.log(`  npx weft services --addr ${addr}`);
+      console.log(`  npx weft ca roots --addr ${addr}`);
       console.log("Ctrl-C stops it.");
     }
   }
