@@ -98,6 +98,7 @@ export class CaService implements Disposable {
   private lastReplacedAt = 0;
   private readonly halfLifeWarned = new Set<string>();
   private readonly fingerprints = new Map<string, string>();
+  private rootsMemo: { key: string; value: CaRootsResponse } | undefined;
 
   private constructor(private readonly opts: CaServiceOptions) {
     this.clock = opts.clock ?? systemClock;
@@ -184,15 +185,22 @@ export class CaService implements Disposable {
   roots(): CaRootsResponse {
     const active = this.requireActive();
     const now = this.clock.now();
+    const trustDomain = this.opts.settings().trustDomain;
+    // Every proxy's bundle watch reads this after a change, and counting outstanding leaves is
+    // linear in the leaves: build it once per store revision and second, then share it.
+    const key = `${this.mirror?.revision ?? 0}:${Math.floor(now / 1000)}:${trustDomain}`;
+    if (this.rootsMemo?.key === key) return this.rootsMemo.value;
     const ordered = [...this.view.roots.values()].sort((a, b) =>
       a.id === active.id ? -1 : b.id === active.id ? 1 : b.createdAt - a.createdAt,
     );
-    return {
-      trustDomain: this.opts.settings().trustDomain,
+    const value: CaRootsResponse = {
+      trustDomain,
       activeRootId: active.id,
       roots: ordered.map((r) => this.describe(r, now)),
       index: this.index(),
     };
+    this.rootsMemo = { key, value };
+    return value;
   }
 
   /** Every root to trust, PEM. */
