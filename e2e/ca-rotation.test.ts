@@ -75,16 +75,22 @@ async function opensslVerify(dir: string, n: number, issued: Issued): Promise<st
 function once(socket: TLSSocket, payload: string): Promise<string> {
   return new Promise((resolve, reject) => {
     let got = "";
+    const done = (err?: Error) => {
+      socket.off("data", onData);
+      socket.off("error", onError);
+      socket.off("close", onClose);
+      if (err) reject(err);
+      else resolve(got);
+    };
     const onData = (c: Buffer) => {
       got += c.toString();
-      if (got.endsWith("\n")) {
-        socket.off("data", onData);
-        resolve(got);
-      }
+      if (got.endsWith("\n")) done();
     };
+    const onError = (e: Error) => done(e);
+    const onClose = () => done(new Error(`closed after "${got}"`));
     socket.on("data", onData);
-    socket.once("error", reject);
-    socket.once("close", () => reject(new Error(`closed after "${got}"`)));
+    socket.on("error", onError);
+    socket.on("close", onClose);
     socket.write(payload);
   });
 }
