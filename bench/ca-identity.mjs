@@ -30,7 +30,8 @@ import { ROOT, startBenchServer, writeResult } from "./lib/weft-server.mjs";
 
 const SIGNS = 400;
 const SIGN_CONCURRENCY = 8;
-const HANDSHAKES = 2_000;
+const HANDSHAKES = 500; // per round
+const ROUNDS = 4; // Weft and Node-only rounds alternate; medians are reported
 const HANDSHAKE_CONCURRENCY = 8;
 const VERIFY_CACHED = 20_000;
 const VERIFY_COLD = 2_000;
@@ -101,7 +102,7 @@ async function runHandshakes(connectOnce) {
 const mtlsServer = createMtlsServer({ source: api, onConnection: (s) => s.end("k") });
 await new Promise((r) => mtlsServer.listen(0, "127.0.0.1", r));
 const mtlsPort = mtlsServer.address().port;
-const weft = await runHandshakes(async () => {
+const weftOnce = async () => {
   const { socket } = await connectMtls({
     host: "127.0.0.1",
     port: mtlsPort,
@@ -109,8 +110,7 @@ const weft = await runHandshakes(async () => {
     expectService: "api",
   });
   await new Promise((r) => socket.once("close", r).resume());
-});
-mtlsServer.close();
+};
 
 // The same certificates with Node's verification only.
 const apiM = api.current();
@@ -136,21 +136,34 @@ const plainCtx = tls.createSecureContext({
   ca,
   minVersion: "TLSv1.3",
 });
-const plain = await runHandshakes(
-  () =>
-    new Promise((ok, fail) => {
-      const s = tls.connect({
-        host: "127.0.0.1",
-        port: plainPort,
-        secureContext: plainCtx,
-        ALPNProtocols: ["weft/1"],
-        checkServerIdentity: () => undefined,
-      });
-      s.once("error", fail);
-      s.once("close", ok);
-      s.resume();
-    }),
-);
+const plainOnce = () =>
+  new Promise((ok, fail) => {
+    const s = tls.connect({
+      host: "127.0.0.1",
+      port: plainPort,
+      secureContext: plainCtx,
+      ALPNProtocols: ["weft/1"],
+      checkServerIdentity: () => undefined,
+    });
+    s.once("error", fail);
+    s.once("close", ok);
+    s.resume();
+  });
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const weftRounds = [];
+const plainRounds = [];
+let handshakeFailures = 0;
+for (let r = 0; r < ROUNDS; r++) {
+  const w = await runHandshakes(weftOnce);
+  const p = await runHandshakes(plainOnce);
+  weftRounds.push(w.perSecond);
+  plainRounds.push(p.perSecond);
+  handshakeFailures += w.failed + p.failed;
+}
+mtlsServer.close();
+const weft = { perSecond: median(weftRounds) };
+const plain = { perSecond: median(plainRounds) };
 
 // --- verifySvid ---
 const chain = await new Promise((ok, fail) => {
@@ -189,11 +202,13 @@ const rssOf = (script) => {
   if (!m) throw new Error(`memory probe failed: ${r.stderr}`);
   return Number(m[1]) / 1024 / 1024;
 };
-const bareRss = rssOf(
-  `await new Promise((r) => setTimeout(r, 300)); console.log("rss=" + process.memoryUsage().rss);`,
+const median3 = (f) => median([f(), f(), f()]);
+const bareRss = median3(() =>
+  rssOf(`await new Promise((r) => setTimeout(r, 300)); console.log("rss=" + process.memoryUsage().rss);`),
 );
-const identityRss = rssOf(`
-  const { WeftClient } = await import("@weft/api");
+const identityRss = median3(() =>
+  rssOf(`
+  const { WeftClient } = await import("@weft/api/client");
   const { WorkloadIdentity } = await import("@weft/dataplane");
   const client = new WeftClient({ addr: process.env.BENCH_ADDR, token: process.env.BENCH_TOKEN });
   const id = await WorkloadIdentity.start({ client, service: "mem" });
@@ -201,7 +216,8 @@ const identityRss = rssOf(`
   console.log("rss=" + process.memoryUsage().rss);
   id.dispose();
   process.exit(0);
-`);
+`),
+);
 
 const result = {
   bench: "ca-identity",
@@ -219,7 +235,8 @@ const result = {
     weftMtlsPerSecond: weft.perSecond,
     nodeTlsOnlyPerSecond: plain.perSecond,
     ratio: Number((weft.perSecond / plain.perSecond).toFixed(2)),
-    failed: weft.failed + plain.failed,
+    rounds: { weft: weftRounds, nodeTlsOnly: plainRounds },
+    failed: handshakeFailures,
   },
   verifySvid: { coldUs: Number(coldUs.toFixed(1)), cachedUs: Number(cachedUs.toFixed(2)) },
   memory: {

@@ -65,17 +65,29 @@ export function verifySvid(
   }
 }
 
+/**
+ * The cached verdict for a leaf already verified against `bundle`, without
+ * reading the peer's intermediates; undefined when it must be verified in full.
+ */
+export function verifyCachedLeaf(
+  leafDer: Buffer,
+  bundle: TrustBundle,
+  opts: VerifyOptions = {},
+): SvidResult | undefined {
+  const cached = cacheGet(svidCacheKey(leafDer, bundle.id), opts.now ?? Date.now());
+  if (!cached) return undefined;
+  return checkExpected(
+    { ok: true, spiffeId: cached.spiffeId, identity: cached.identity, notAfter: cached.leafNotAfter },
+    opts,
+  );
+}
+
 function verify(chainDer: readonly Buffer[], bundle: TrustBundle, opts: VerifyOptions): SvidResult {
   if (chainDer.length === 0) return reject("no-certificate", "the peer presented no certificate");
   const now = opts.now ?? Date.now();
-  const key = svidCacheKey(chainDer, bundle.id);
-  const cached = cacheGet(key, now);
-  if (cached) {
-    return checkExpected(
-      { ok: true, spiffeId: cached.spiffeId, identity: cached.identity, notAfter: cached.leafNotAfter },
-      opts,
-    );
-  }
+  const hit = verifyCachedLeaf(chainDer[0] as Buffer, bundle, { ...opts, now });
+  if (hit) return hit;
+  const key = svidCacheKey(chainDer[0] as Buffer, bundle.id);
 
   if (chainDer.length > MAX_CHAIN_CERTS) {
     // Refused before parsing: a peer must not make us parse an unbounded list.
