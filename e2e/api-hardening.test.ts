@@ -11,12 +11,13 @@
  * Already covered elsewhere (e2e/bad-input.test.ts): malformed / mistyped /
  * oversized (Content-Length) JSON, 401/403, 415, unknown routes.
  */
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { readdirSync, readlinkSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { SERVER_LIMITS } from "@weft/controlplane";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createToken, http } from "./helpers/http.js";
+import { RssSampler } from "./helpers/proc.js";
 import { cleanup, startWeftServer, type WeftServer } from "./helpers/weft.js";
 
 const HEADERS_TIMEOUT_MS = 1_500;
@@ -39,25 +40,10 @@ let hostile = 0;
 let bypasses = 0;
 let fiveXX = 0;
 let rssStart = 0;
-let rssPeak = 0;
-let rssTimer: NodeJS.Timeout | undefined;
+/** The server's RSS, sampled every 100 ms from the end of beforeAll. */
+const rss = new RssSampler(() => server.pid);
 
 const sockets = new Set<Socket>();
-
-function rssMb(): number {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${server.pid}/status`, "utf8"));
-    return m ? Number(m[1]) / 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
-
-function sampleRss(): number {
-  const r = rssMb();
-  if (r > rssPeak) rssPeak = r;
-  return r;
-}
 
 /** TCP sockets the server process holds open (listener included). */
 function serverSockets(): number {
@@ -229,18 +215,17 @@ beforeAll(async () => {
   expect(reg.status, reg.text).toBe(201);
   const s = await http(server.url, "/v1/status");
   revisionBefore = s.body.revision;
-  rssStart = sampleRss();
-  rssTimer = setInterval(sampleRss, 100);
+  rssStart = rss.start(100);
 });
 
 afterAll(async () => {
-  if (rssTimer) clearInterval(rssTimer);
+  rss.stop();
   for (const s of sockets) s.destroy();
   if (server) {
     const alive = server.proc.exitCode === null && server.proc.signalCode === null;
     console.log(
       `API listener: ${hostile} hostile inputs, ${bypasses} bypasses, ${alive ? 0 : 1} crashes, ${fiveXX} 5xx, ` +
-        `RSS ${rssStart.toFixed(0)}→${rssPeak.toFixed(0)} MB`,
+        `RSS ${rssStart.toFixed(0)}→${rss.peak.toFixed(0)} MB`,
     );
   }
   await cleanup();
@@ -764,10 +749,10 @@ describe("body size", () => {
 
   it("chunked bodies streaming 50 MB in all get 413, are cut off, and are not buffered", async () => {
     const total = 50 * MiB;
-    const before = sampleRss();
+    const before = rss.sample();
     let peak = before;
     const sampler = setInterval(() => {
-      peak = Math.max(peak, sampleRss());
+      peak = Math.max(peak, rss.sample());
     }, 10);
     let pushed = 0;
     let attempts = 0;
@@ -787,7 +772,7 @@ describe("body size", () => {
         expect(r.sent).toBeLessThan(20 * MiB);
       }
       await sleep(200);
-      peak = Math.max(peak, sampleRss());
+      peak = Math.max(peak, rss.sample());
       expect(pushed).toBeGreaterThanOrEqual(total);
       expect(peak - before, `RSS ${before.toFixed(0)} -> ${peak.toFixed(0)} MB`).toBeLessThan(50);
     } finally {

@@ -7,12 +7,12 @@
  * CERT EXPIRES column, and rotate (two roots, a second rotation -> 409 -> 1,
  * the cross-signed intermediate in the chain).
  */
-import { execFileSync } from "node:child_process";
 import { createHash, X509Certificate } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createToken, http } from "./helpers/http.js";
+import { openssl, opensslCsr } from "./helpers/openssl.js";
 import { cleanup, runWeft, startWeftServer, tempDir, type WeftServer } from "./helpers/weft.js";
 
 let server: WeftServer;
@@ -22,33 +22,6 @@ let auth: string[];
 
 const TD = "weft.local";
 const HOUR = 3_600_000;
-
-/** Runs the openssl binary in the work dir; throws (with its stderr) on a non-zero exit. */
-function openssl(...args: string[]): string {
-  return execFileSync("openssl", args, { cwd: work, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-}
-
-/** A P-256 CSR with the given subjectAltName extension value; writes `<name>.key` and `<name>.csr`. */
-function makeCsr(name: string, cn: string, san: string): string {
-  openssl(
-    "req",
-    "-new",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-subj",
-    `/CN=${cn}`,
-    "-addext",
-    `subjectAltName=${san}`,
-    "-keyout",
-    `${name}.key`,
-    "-out",
-    `${name}.csr`,
-  );
-  return `${name}.csr`;
-}
 
 function spiffe(service: string): string {
   return `spiffe://${TD}/ns/default/svc/${service}`;
@@ -77,9 +50,9 @@ beforeAll(async () => {
   server = await startWeftServer();
   auth = ["--addr", server.addr, "--token", server.token!];
   work = tempDir("weft-ca-e2e-");
-  makeCsr("web", "web", `URI:${spiffe("web")}`);
-  makeCsr("api", "api", `URI:${spiffe("api")}`);
-  makeCsr("two", "web", `URI:${spiffe("web")},URI:${spiffe("api")}`);
+  opensslCsr(work, "web", { cn: "web", san: `URI:${spiffe("web")}` });
+  opensslCsr(work, "api", { cn: "api", san: `URI:${spiffe("api")}` });
+  opensslCsr(work, "two", { cn: "web", san: `URI:${spiffe("web")},URI:${spiffe("api")}` });
 });
 
 afterAll(cleanup);
@@ -157,14 +130,14 @@ describe("weft ca sign", () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toBe("");
 
-    expect(openssl("verify", "-CAfile", "roots.pem", "web.crt")).toBe("web.crt: OK\n");
+    expect(openssl(work, "verify", "-CAfile", "roots.pem", "web.crt")).toBe("web.crt: OK\n");
     // No rotation yet: the chain is the leaf alone.
     expect(pems(readFileSync(join(work, "web-chain.pem"), "utf8"))).toEqual(
       pems(readFileSync(join(work, "web.crt"), "utf8")),
     );
 
     // The leaf profile.
-    const text = openssl("x509", "-in", "web.crt", "-noout", "-text");
+    const text = openssl(work, "x509", "-in", "web.crt", "-noout", "-text");
     expect(text).toContain(`URI:${spiffe("web")}`);
     expect(text).toMatch(/Digital Signature/);
     expect(text).toMatch(/TLS Web Server Authentication, TLS Web Client Authentication/);
@@ -380,11 +353,11 @@ describe("weft ca rotate", () => {
     writeFileSync(join(work, "intermediate.pem"), chain[1]!);
 
     // Peers that trust the whole bundle accept new and old leaves...
-    expect(openssl("verify", "-CAfile", "roots2.pem", "web2.crt")).toBe("web2.crt: OK\n");
-    expect(openssl("verify", "-CAfile", "roots2.pem", "web.crt")).toBe("web.crt: OK\n");
+    expect(openssl(work, "verify", "-CAfile", "roots2.pem", "web2.crt")).toBe("web2.crt: OK\n");
+    expect(openssl(work, "verify", "-CAfile", "roots2.pem", "web.crt")).toBe("web.crt: OK\n");
     // ...and peers that still trust only the old root accept the new leaf through the intermediate.
-    expect(openssl("verify", "-CAfile", "old-root.pem", "-untrusted", "intermediate.pem", "web2.crt")).toBe(
-      "web2.crt: OK\n",
-    );
+    expect(
+      openssl(work, "verify", "-CAfile", "old-root.pem", "-untrusted", "intermediate.pem", "web2.crt"),
+    ).toBe("web2.crt: OK\n");
   });
 });

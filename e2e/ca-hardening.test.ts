@@ -26,14 +26,13 @@
  * SPIFFE ID (cA, keyCertSign, other EKUs) does not reach the leaf.
  */
 import "reflect-metadata";
-import { execFileSync } from "node:child_process";
 import { webcrypto } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import * as x509 from "@peculiar/x509";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createToken, type HttpResult, http } from "./helpers/http.js";
+import { NEWKEY_P256, opensslCsr } from "./helpers/openssl.js";
+import { RssSampler } from "./helpers/proc.js";
 import { cleanup, startWeftServer, tempDir, type WeftServer } from "./helpers/weft.js";
 
 const crypto = webcrypto;
@@ -56,27 +55,12 @@ let otherCases = 0;
 let bypasses = 0;
 let fiveXX = 0;
 let rssStart = 0;
-let rssPeak = 0;
-let rssTimer: NodeJS.Timeout | undefined;
+/** The server's RSS, sampled every 100 ms from the end of the controls. */
+const rss = new RssSampler(() => server.pid);
 const bypassed: string[] = [];
 /** Cases per kind (hand table, bit-flip sweep, fast-check), for the summary. */
 const byGroup = new Map<string, number>();
 let group = "hand table";
-
-function rssMb(): number {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${server.pid}/status`, "utf8"));
-    return m ? Number(m[1]) / 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
-
-function sampleRss(): number {
-  const r = rssMb();
-  if (r > rssPeak) rssPeak = r;
-  return r;
-}
 
 const alive = () => server.proc.exitCode === null && server.proc.signalCode === null;
 
@@ -215,10 +199,6 @@ function signedEnd(der: Uint8Array): number {
   return outer.headerLen + info.headerLen + info.len;
 }
 
-function openssl(dir: string, ...args: string[]): string {
-  return execFileSync("openssl", args, { cwd: dir, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-}
-
 // --- one hostile request -----------------------------------------------------
 
 interface Send {
@@ -309,14 +289,14 @@ beforeAll(async () => {
 }, 30_000);
 
 afterAll(async () => {
-  if (rssTimer) clearInterval(rssTimer);
+  rss.stop();
   if (server) {
     const crashed = alive() ? 0 : 1;
-    const rssEnd = sampleRss();
+    const rssEnd = rss.sample();
     console.log(
       `${signCases} hostile inputs on /v1/ca/sign: ${bypasses} bypasses (certificates issued for a forbidden identity), ` +
         `${crashed} crashes, ${fiveXX} 5xx, RSS ${rssStart.toFixed(0)} MB before / ${rssEnd.toFixed(0)} MB after ` +
-        `(peak ${rssPeak.toFixed(0)} MB); plus ${otherCases} on /v1/ca/roots and /v1/ca/rotate`,
+        `(peak ${rss.peak.toFixed(0)} MB); plus ${otherCases} on /v1/ca/roots and /v1/ca/rotate`,
     );
     console.log(`  (${[...byGroup].map(([g, n]) => `${n} ${g}`).join(", ")})`);
     if (bypassed.length > 0) console.log(`bypasses:\n  ${bypassed.join("\n  ")}`);
@@ -369,35 +349,18 @@ describe("controls (the generators, unmutated, are signed)", () => {
     // CSRs from the openssl binary are signed too (EC, RSA with NULL parameters, Ed25519).
     const dir = tempDir("weft-ca-hostile-");
     for (const [name, newkey] of [
-      ["ec", ["ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]],
+      ["ec", NEWKEY_P256],
       ["rsa", ["rsa:2048"]],
       ["ed25519", ["ed25519"]],
     ] as const) {
-      openssl(
-        dir,
-        "req",
-        "-new",
-        "-newkey",
-        ...newkey,
-        "-nodes",
-        "-subj",
-        "/CN=web",
-        "-addext",
-        `subjectAltName=URI:${spiffe("web")}`,
-        "-keyout",
-        `${name}.key`,
-        "-out",
-        `${name}.csr`,
-      );
-      const o = await send({ who: "web", body: { csr: readFileSync(join(dir, `${name}.csr`), "utf8") } });
+      const { csrPem } = opensslCsr(dir, name, { cn: "web", san: `URI:${spiffe("web")}`, newkey });
+      const o = await send({ who: "web", body: { csr: csrPem } });
       expect(o.status, `${name}: ${o.text}`).toBe(200);
     }
 
     baseline = await storeState();
     expect(Object.values(baseline.leaves).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
-    rssStart = sampleRss();
-    rssPeak = rssStart;
-    rssTimer = setInterval(sampleRss, 100);
+    rssStart = rss.start(100);
   });
 });
 
@@ -962,6 +925,15 @@ const idCases: Case[] = badIds.map(([name, uri]) => ({
 
 const DENIED = "WEFT_ERR_IDENTITY_DENIED";
 const UNAUTH = "WEFT_ERR_UNAUTHENTICATED";
+/** web's CSR with `who`'s token and `headers`: refused as unauthenticated. */
+const unauthenticated = (name: string, who: Who, headers?: Record<string, string>): Case => ({
+  name,
+  who,
+  headers,
+  body: async () => ({ csr: await web() }),
+  status: 401,
+  code: UNAUTH,
+});
 const identityCases: Case[] = [
   {
     name: "web's token asks for api",
@@ -1012,53 +984,14 @@ const identityCases: Case[] = [
     status: 403,
     code: DENIED,
   },
-  { name: "no token", who: "none", body: async () => ({ csr: await web() }), status: 401, code: UNAUTH },
-  {
-    name: "revoked token",
-    who: "revoked",
-    body: async () => ({ csr: await web() }),
-    status: 401,
-    code: UNAUTH,
-  },
-  {
-    name: "unknown token",
-    who: "unknown",
-    body: async () => ({ csr: await web() }),
-    status: 401,
-    code: UNAUTH,
-  },
-  {
-    name: "revoked token in X-Weft-Token",
-    who: "none",
-    headers: { "x-weft-token": "placeholder" },
-    body: async () => ({ csr: await web() }),
-    status: 401,
-    code: UNAUTH,
-  },
-  {
-    name: "Basic authorization",
-    who: "none",
-    headers: { authorization: "Basic YWRtaW46YWRtaW4=" },
-    body: async () => ({ csr: await web() }),
-    status: 401,
-    code: UNAUTH,
-  },
-  {
-    name: "Bearer with two secrets",
-    who: "none",
-    headers: { authorization: "Bearer a b" },
-    body: async () => ({ csr: await web() }),
-    status: 401,
-    code: UNAUTH,
-  },
-  {
-    name: "an 8 KiB token",
-    who: "none",
-    headers: { authorization: `Bearer ${"t".repeat(8 * KiB)}` },
-    body: async () => ({ csr: await web() }),
-    status: 401,
-    code: UNAUTH,
-  },
+  unauthenticated("no token", "none"),
+  unauthenticated("revoked token", "revoked"),
+  unauthenticated("unknown token", "unknown"),
+  // "placeholder" is replaced with the revoked token when the case is sent.
+  unauthenticated("revoked token in X-Weft-Token", "none", { "x-weft-token": "placeholder" }),
+  unauthenticated("Basic authorization", "none", { authorization: "Basic YWRtaW46YWRtaW4=" }),
+  unauthenticated("Bearer with two secrets", "none", { authorization: "Bearer a b" }),
+  unauthenticated("an 8 KiB token", "none", { authorization: `Bearer ${"t".repeat(8 * KiB)}` }),
   {
     name: "no token, with a 2 MiB body",
     who: "none",

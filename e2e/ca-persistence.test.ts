@@ -20,29 +20,19 @@
  * the store files hold each root's key, and it is the key of the
  * certificate the API serves for that root.
  */
-import { execFileSync } from "node:child_process";
 import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { CaRoot, CaRootsResponse, RotateResponse, SignResponse } from "@weft/api";
 import { afterAll, describe, expect, it } from "vitest";
 import { createToken, type HttpOptions, type HttpResult, http } from "./helpers/http.js";
+import { openssl, opensslCsr } from "./helpers/openssl.js";
 import { cleanup, startWeftServer, tempDir, type WeftServer } from "./helpers/weft.js";
 
 afterAll(cleanup);
 
 const TD = "weft.local";
 const SPIFFE_WEB = `spiffe://${TD}/ns/default/svc/web`;
-
-interface Root {
-  id: string;
-  certificatePem: string;
-  serialNumber: string;
-  fingerprintSha256: string;
-  notBefore: string;
-  notAfter: string;
-  state: "active" | "retiring";
-  leavesOutstanding: number;
-}
 
 const dataDir = join(tempDir("weft-ca-persist-"), "data");
 const work = tempDir("weft-ca-persist-work-");
@@ -58,7 +48,9 @@ async function call(server: WeftServer, path: string, opts: HttpOptions = {}): P
   return r;
 }
 
-async function roots(server: WeftServer, token: string): Promise<{ activeRootId: string; roots: Root[] }> {
+type Bundle = Pick<CaRootsResponse, "activeRootId" | "roots">;
+
+async function roots(server: WeftServer, token: string): Promise<Bundle> {
   const r = await call(server, "/v1/ca/roots", { token });
   expect(r.status, r.text).toBe(200);
   expect(r.body.trustDomain).toBe(TD);
@@ -67,41 +59,10 @@ async function roots(server: WeftServer, token: string): Promise<{ activeRootId:
 
 let csrs = 0;
 /** A fresh P-256 key and CSR for web from the openssl binary. */
-function opensslCsr(): string {
-  const name = `web-${++csrs}`;
-  execFileSync(
-    "openssl",
-    [
-      "req",
-      "-new",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-subj",
-      "/CN=web",
-      "-addext",
-      `subjectAltName=URI:${SPIFFE_WEB}`,
-      "-keyout",
-      `${name}.key`,
-      "-out",
-      `${name}.csr`,
-    ],
-    { cwd: work, stdio: ["ignore", "pipe", "pipe"] },
-  );
-  return readFileSync(join(work, `${name}.csr`), "utf8");
-}
+const webCsr = () => opensslCsr(work, `web-${++csrs}`, { cn: "web", san: `URI:${SPIFFE_WEB}` }).csrPem;
 
-interface Signed {
-  rootId: string;
-  certificatePem: string;
-  chainPem: string;
-  rootsPem: string[];
-}
-
-async function sign(server: WeftServer, token: string, instanceId: string): Promise<Signed> {
-  const r = await call(server, "/v1/ca/sign", { token, body: { csr: opensslCsr(), instanceId, ttl: "1h" } });
+async function sign(server: WeftServer, token: string, instanceId: string): Promise<SignResponse> {
+  const r = await call(server, "/v1/ca/sign", { token, body: { csr: webCsr(), instanceId, ttl: "1h" } });
   expect(r.status, r.text).toBe(200);
   expect(r.body.spiffeId).toBe(SPIFFE_WEB);
   return r.body;
@@ -125,11 +86,7 @@ function opensslVerify(leaf: string, trusted: string[], untrusted: string[] = []
   let out = "";
   for (const purpose of ["sslclient", "sslserver"]) {
     try {
-      out += execFileSync("openssl", [...args, "-purpose", purpose, files.leaf], {
-        cwd: work,
-        encoding: "utf8",
-        stdio: ["ignore", "pipe", "pipe"],
-      });
+      out += openssl(work, ...args, "-purpose", purpose, files.leaf);
     } catch (e) {
       const err = e as { stdout?: string; stderr?: string };
       out += `FAILED (${purpose}): ${err.stdout ?? ""}${err.stderr ?? ""}`;
@@ -165,7 +122,7 @@ function keysInStore(): Map<string, { spki: Buffer; secret: string }> {
 const spkiOf = (pem: string) => new X509Certificate(pem).publicKey.export({ type: "spki", format: "der" });
 
 /** Asserts that the store holds the private key of each of `rootsServed`; returns the secrets. */
-function expectKeysInStore(rootsServed: Root[]): string[] {
+function expectKeysInStore(rootsServed: CaRoot[]): string[] {
   const keys = [...keysInStore().values()];
   for (const root of rootsServed) {
     const match = keys.find((k) => k.spki.equals(spkiOf(root.certificatePem)));
@@ -174,8 +131,8 @@ function expectKeysInStore(rootsServed: Root[]): string[] {
   return keys.map((k) => k.secret);
 }
 
-function sameRoots(a: Root[], b: Root[]): void {
-  const byId = (rs: Root[]) => [...rs].sort((x, y) => x.id.localeCompare(y.id));
+function sameRoots(a: CaRoot[], b: CaRoot[]): void {
+  const byId = (rs: CaRoot[]) => [...rs].sort((x, y) => x.id.localeCompare(y.id));
   expect(byId(b)).toEqual(byId(a));
 }
 
@@ -183,9 +140,9 @@ function sameRoots(a: Root[], b: Root[]): void {
 
 let op = "";
 let webToken = "";
-let first: { activeRootId: string; roots: Root[] };
-let oldRoot: Root;
-let newRoot: Root;
+let first: Bundle;
+let oldRoot: CaRoot;
+let newRoot: CaRoot;
 let crossPem = "";
 const secrets = new Set<string>();
 
@@ -200,7 +157,7 @@ describe("CA state across restarts (SQLite data dir)", () => {
 
     const initial = await roots(server, op);
     expect(initial.roots).toHaveLength(1);
-    oldRoot = initial.roots[0] as Root;
+    oldRoot = initial.roots[0] as CaRoot;
     expect(oldRoot).toMatchObject({ id: initial.activeRootId, state: "active", leavesOutstanding: 0 });
 
     const leaf1 = await sign(server, webToken, "web-1");
@@ -225,7 +182,7 @@ describe("CA state across restarts (SQLite data dir)", () => {
       [rot.body.activeRootId, "active", 1],
       [oldRoot.id, "retiring", 1],
     ]);
-    newRoot = first.roots[0] as Root;
+    newRoot = first.roots[0] as CaRoot;
     const cross = new X509Certificate(crossPem);
     expect(cross.subject).toBe(new X509Certificate(newRoot.certificatePem).subject);
     expect(cross.issuer).toBe(new X509Certificate(oldRoot.certificatePem).subject);
@@ -293,7 +250,7 @@ describe("CA state across restarts (SQLite data dir)", () => {
     expect(rot.status, rot.text).toBe(200);
     await server.kill9();
     expect(server.proc.signalCode).toBe("SIGKILL");
-    const rotated = rot.body as { activeRootId: string; previousRootId: string; roots: Root[] };
+    const rotated = rot.body as RotateResponse;
     expect(rotated.previousRootId).toBe(newRoot.id);
 
     server = await startWeftServer({ dataDir, expectToken: false });
