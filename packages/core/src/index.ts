@@ -1,5 +1,6 @@
 export * from "./backoff.js";
 export * from "./clock.js";
+export * from "./der.js";
 export * from "./disposable.js";
 export * from "./duration.js";
 export * from "./errors.js";

@@ -9,7 +9,7 @@
  */
 import { createPublicKey } from "node:crypto";
 import { DEFAULT_NAMESPACE, parseWorkloadId, type WorkloadIdentity } from "@weft/api";
-import { weftError } from "@weft/core";
+import { children, DerError, readTlv, type Tlv, weftError } from "@weft/core";
 import * as x509 from "./x509.js";
 
 export interface CheckedCsr {
@@ -43,46 +43,12 @@ function keyDescription(spki: ArrayBuffer): string | undefined {
   return `key type ${key.asymmetricKeyType ?? "unknown"} (use ECDSA P-256/P-384, Ed25519 or RSA)`;
 }
 
-interface DerElement {
-  tag: number;
-  /** Where the content starts and ends. */
-  start: number;
-  end: number;
-}
-
-/** The DER element at `at`, within `limit`: definite, minimal length of at most 3 bytes; or undefined. */
-function derElement(der: Buffer, at: number, limit: number): DerElement | undefined {
-  if (at + 2 > limit) return undefined;
-  const first = der[at + 1] as number;
-  let start = at + 2;
-  let len = first;
-  if (first >= 0x80) {
-    const n = first & 0x7f;
-    if (n === 0 || n > 3 || start + n > limit || der[start] === 0) return undefined;
-    len = 0;
-    for (let i = 0; i < n; i++) len = len * 256 + (der[start + i] as number);
-    if (len < 0x80) return undefined;
-    start += n;
-  }
-  return start + len <= limit ? { tag: der[at] as number, start, end: start + len } : undefined;
-}
-
-/** The elements that exactly fill `der[start, end)`, or undefined. */
-function derChildren(der: Buffer, start: number, end: number): DerElement[] | undefined {
-  const out: DerElement[] = [];
-  for (let at = start; at < end; ) {
-    const e = derElement(der, at, end);
-    if (!e) return undefined;
-    out.push(e);
-    at = e.end;
-  }
-  return out;
-}
-
 /**
  * Signature algorithms a CSR may use (DER OID content -> parameters it must carry). Anything
  * else (SHA-1, RSA-PSS with its leniently parsed parameters, ...) is refused by name.
  */
+const FRAMING = "it is not a DER PKCS#10 request (tags or lengths around the signature)";
+
 const SIGNATURE_ALGORITHMS = new Map<string, { name: string; params: "absent" | "null" }>([
   ["2a8648ce3d040302", { name: "ecdsa-with-SHA256", params: "absent" }],
   ["2a8648ce3d040303", { name: "ecdsa-with-SHA384", params: "absent" }],
@@ -102,43 +68,48 @@ const SIGNATURE_ALGORITHMS = new Map<string, { name: string; params: "absent" | 
  * mangled request would otherwise still be signed.
  */
 function derFraming(der: Buffer): string | undefined {
-  const req = derElement(der, 0, der.length);
-  if (req?.tag !== 0x30 || req.end !== der.length) return "the DER has bytes outside the request's SEQUENCE";
-  const [info, alg, sig, ...rest] = derChildren(der, req.start, req.end) ?? [];
-  const [oid, param, ...more] = (alg?.tag === 0x30 && derChildren(der, alg.start, alg.end)) || [];
-  if (
-    info?.tag !== 0x30 ||
-    oid?.tag !== 0x06 ||
-    more.length > 0 ||
-    sig?.tag !== 0x03 ||
-    sig.end === sig.start ||
-    der[sig.start] !== 0 || // a signature is whole bytes: no unused bits
-    rest.length > 0
-  ) {
-    return "it is not a DER PKCS#10 request (tags or lengths around the signature)";
-  }
-  const algorithm = SIGNATURE_ALGORITHMS.get(der.subarray(oid.start, oid.end).toString("hex"));
-  if (!algorithm) {
-    return "its signature algorithm is not allowed; use ECDSA with SHA-256/384/512, RSA PKCS#1 v1.5 with SHA-256/384/512, or Ed25519";
-  }
-  const nullParam = param?.tag === 0x05 && param.start === param.end;
-  if (algorithm.params === "absent" ? param !== undefined : !nullParam) {
-    return `${algorithm.name} takes ${algorithm.params === "absent" ? "no parameters" : "NULL parameters"}`;
-  }
-  if (algorithm.name.startsWith("ecdsa")) {
-    const [value, ...after] = derChildren(der, sig.start + 1, sig.end) ?? [];
-    const ints = value?.tag === 0x30 ? derChildren(der, value.start, value.end) : undefined;
-    // INTEGERs r and s: positive, no leading zero byte unless the next byte's top bit is set.
-    const positive = (i: DerElement) =>
-      i.tag === 0x02 &&
-      i.end > i.start &&
-      (der[i.start] as number) < 0x80 &&
-      !(der[i.start] === 0 && i.end - i.start > 1 && (der[i.start + 1] as number) < 0x80);
-    if (after.length > 0 || ints?.length !== 2 || !ints.every(positive)) {
-      return "its ECDSA signature value is not DER";
+  try {
+    const req = readTlv(der, 0);
+    if (req.tag !== 0x30 || req.end !== der.length) return "the DER has bytes outside the request's SEQUENCE";
+    const [info, alg, sig, ...rest] = children(req.value);
+    const [oid, param, ...more] = alg?.tag === 0x30 ? children(alg.value) : [];
+    if (
+      info?.tag !== 0x30 ||
+      oid?.tag !== 0x06 ||
+      more.length > 0 ||
+      sig?.tag !== 0x03 ||
+      sig.value.length === 0 ||
+      sig.value[0] !== 0 || // a signature is whole bytes: no unused bits
+      rest.length > 0
+    ) {
+      return FRAMING;
     }
+    const algorithm = SIGNATURE_ALGORITHMS.get(oid.value.toString("hex"));
+    if (!algorithm) {
+      return "its signature algorithm is not allowed; use ECDSA with SHA-256/384/512, RSA PKCS#1 v1.5 with SHA-256/384/512, or Ed25519";
+    }
+    const nullParam = param?.tag === 0x05 && param.value.length === 0;
+    if (algorithm.params === "absent" ? param !== undefined : !nullParam) {
+      return `${algorithm.name} takes ${algorithm.params === "absent" ? "no parameters" : "NULL parameters"}`;
+    }
+    if (algorithm.name.startsWith("ecdsa")) {
+      const [value, ...after] = children(sig.value.subarray(1));
+      const ints = value?.tag === 0x30 ? children(value.value) : [];
+      // INTEGERs r and s: positive, no leading zero byte unless the next byte's top bit is set.
+      const positive = (i: Tlv) =>
+        i.tag === 0x02 &&
+        i.value.length > 0 &&
+        (i.value[0] as number) < 0x80 &&
+        !(i.value[0] === 0 && i.value.length > 1 && (i.value[1] as number) < 0x80);
+      if (after.length > 0 || ints.length !== 2 || !ints.every(positive)) {
+        return "its ECDSA signature value is not DER";
+      }
+    }
+    return undefined;
+  } catch (e) {
+    if (e instanceof DerError) return FRAMING;
+    throw e;
   }
-  return undefined;
 }
 
 /** Parses and checks a PEM CSR for `trustDomain`; throws WEFT_ERR_CSR_INVALID saying what is wrong. */

@@ -9,7 +9,8 @@
  */
 import { generateKeyPair, sign } from "node:crypto";
 import { promisify } from "node:util";
-import { encodeOid, OID, tlv } from "./der.js";
+import { encodeOid, tlv } from "@weft/core";
+import { OID } from "./leaf-extensions.js";
 
 const generateKeyPairAsync = promisify(generateKeyPair);
 

@@ -1,8 +1,8 @@
 import { X509Certificate } from "node:crypto";
 import { parseWorkloadId, type WorkloadIdentity } from "@weft/api/spiffe";
-import { describeError } from "@weft/core";
+import { DerError, describeError } from "@weft/core";
 import { type DatedCert, datedCert, MAX_CHAIN_CERTS, validatePath } from "./chain-path.js";
-import { DerError, KEY_USAGE, type LeafExtensions, OID, readLeafExtensions } from "./der.js";
+import { KEY_USAGE, type LeafExtensions, OID, readLeafExtensions } from "./leaf-extensions.js";
 import { cacheGet, cachePut, svidCacheKey } from "./svid-cache.js";
 import type { TrustBundle } from "./trust-bundle.js";
 
@@ -116,7 +116,7 @@ function verify(chainDer: readonly Buffer[], bundle: TrustBundle, opts: VerifyOp
   return checkExpected({ ok: true, ...svid, notAfter: leaf.notAfter }, opts);
 }
 
-/** Parses every certificate with node:crypto and the leaf's extensions from its DER (der.ts). */
+/** Parses every certificate with node:crypto and the leaf's extensions from its DER (leaf-extensions.ts). */
 function parseChain(
   chainDer: readonly Buffer[],
 ): { chain: DatedCert[]; extensions: LeafExtensions } | Rejection {

@@ -1,4 +1,4 @@
-// Tests only: the sidecar itself reads and writes DER by hand (der.ts, csr.ts).
+// Tests only: the sidecar itself reads and writes DER by hand (leaf-extensions.ts, csr.ts).
 import "reflect-metadata";
 import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto";
 import * as x509 from "@peculiar/x509";
