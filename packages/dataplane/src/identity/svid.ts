@@ -3,7 +3,7 @@ import { parseWorkloadId, type WorkloadIdentity } from "@weft/api/spiffe";
 import { DerError, describeError } from "@weft/core";
 import { type DatedCert, datedCert, MAX_CHAIN_CERTS, validatePath } from "./chain-path.js";
 import { KEY_USAGE, type LeafExtensions, OID, readLeafExtensions } from "./leaf-extensions.js";
-import { cacheGet, cachePut, svidCacheKey } from "./svid-cache.js";
+import { type CachedSvid, cacheGet, cachePut, svidCacheKey } from "./svid-cache.js";
 import type { TrustBundle } from "./trust-bundle.js";
 
 /**
@@ -75,7 +75,10 @@ export function verifyCachedLeaf(
   opts: VerifyOptions = {},
 ): SvidResult | undefined {
   const cached = cacheGet(svidCacheKey(leafDer, bundle.id), opts.now ?? Date.now());
-  if (!cached) return undefined;
+  return cached && fromCache(cached, opts);
+}
+
+function fromCache(cached: CachedSvid, opts: VerifyOptions): SvidResult {
   return checkExpected(
     { ok: true, spiffeId: cached.spiffeId, identity: cached.identity, notAfter: cached.leafNotAfter },
     opts,
@@ -85,9 +88,9 @@ export function verifyCachedLeaf(
 function verify(chainDer: readonly Buffer[], bundle: TrustBundle, opts: VerifyOptions): SvidResult {
   if (chainDer.length === 0) return reject("no-certificate", "the peer presented no certificate");
   const now = opts.now ?? Date.now();
-  const hit = verifyCachedLeaf(chainDer[0] as Buffer, bundle, { ...opts, now });
-  if (hit) return hit;
   const key = svidCacheKey(chainDer[0] as Buffer, bundle.id);
+  const cached = cacheGet(key, now);
+  if (cached) return fromCache(cached, opts);
 
   if (chainDer.length > MAX_CHAIN_CERTS) {
     // Refused before parsing: a peer must not make us parse an unbounded list.
