@@ -10,6 +10,7 @@ export {
 } from "./identity/svid.js";
 // The workload's own certificate, kept renewed: the MaterialSource the listeners below use.
 export * from "./identity/workload-identity.js";
+export type { DataplaneLogger } from "./logger.js";
 export { createMaterialSource, type SettableMaterialSource } from "./transport/material-source.js";
 export {
   connectMtls,

@@ -25,15 +25,13 @@ import {
   systemClock,
   type TimerHandle,
 } from "@weft/core";
+import type { DataplaneLogger } from "../logger.js";
 import type { MaterialSource, TlsMaterial } from "../transport/mtls.js";
 import { createKeyAndCsr } from "./csr.js";
 import { TrustBundle } from "./trust-bundle.js";
 
-/** The subset of a pino logger used here. */
-export interface IdentityLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-}
+/** Kept for callers that named it; the data plane's logger interface. */
+export type IdentityLogger = DataplaneLogger;
 
 export interface WorkloadIdentityOptions {
   client: WeftClient;

@@ -56,6 +56,8 @@ interface Running {
   peers: PeerIdentity[];
   received: Buffer[];
   sockets: TLSSocket[];
+  /** What the listener logged at warn level. */
+  warnings: { obj: object; msg: string }[];
   nextReject(): Promise<MtlsRejection>;
 }
 
@@ -74,12 +76,14 @@ async function serve(source: MaterialSource, allowService?: (service: string) =>
     peers: [],
     received: [],
     sockets: [],
+    warnings: [],
     nextReject: () =>
       rejects.length > 0 ? Promise.resolve(rejects[0] as MtlsRejection) : new Promise((r) => waiting.push(r)),
   };
   const server = createMtlsServer({
     source,
     ...(allowService ? { allowService } : {}),
+    logger: { info: () => {}, warn: (obj, msg) => run.warnings.push({ obj, msg }) },
     onReject: (r) => {
       rejects.push(r);
       for (const w of waiting.splice(0)) w(r);
@@ -157,6 +161,11 @@ describe("mTLS over real sockets", () => {
     const rejection = await srv.nextReject();
     expect(rejection.reason).toBe(reason);
     expect(rejection.remote).toMatch(/^127\.0\.0\.1:\d+$/);
+    // Logged with its reason, not only reported.
+    expect(srv.warnings).toContainEqual({
+      obj: { reason, detail: rejection.detail, remote: rejection.remote },
+      msg: "mTLS peer refused",
+    });
     if (client && !client.destroyed) await once(client, "close");
     expect(srv.peers).toEqual([]);
     expect(srv.received).toEqual([]);

@@ -1,6 +1,7 @@
 import tls, { type TLSSocket } from "node:tls";
 import { describeError, isWeftError, type WeftError, weftError } from "@weft/core";
 import type { TrustBundle } from "../identity/trust-bundle.js";
+import type { DataplaneLogger } from "../logger.js";
 import { type PeerIdentity, type PeerRejectReason, remoteOf, verifyPeer } from "./peer.js";
 
 /**
@@ -43,6 +44,8 @@ export interface MtlsServerOptions {
   /** Which peer services may connect at all; others are refused as "identity-mismatch". */
   allowService?: (service: string) => boolean;
   onReject?: (r: MtlsRejection) => void;
+  /** Every refused peer is logged here (warn, with reason, detail and remote address). */
+  logger?: DataplaneLogger;
   /** A new material was refused (e.g. key and certificate do not match); the previous one stays in use. */
   onMaterialError?: (err: WeftError) => void;
   onConnection: (socket: TLSSocket, peer: PeerIdentity) => void;
@@ -93,21 +96,25 @@ export function createMtlsServer(opts: MtlsServerOptions): tls.Server {
   });
   server.once("close", () => sub.dispose());
 
+  const refuse = (r: MtlsRejection): void => {
+    opts.logger?.warn({ reason: r.reason, detail: r.detail, remote: r.remote }, "mTLS peer refused");
+    opts.onReject?.(r);
+  };
   server.on("tlsClientError", (err, socket) => {
-    opts.onReject?.({ reason: "tls", detail: firstLine(err.message), remote: remoteOf(socket) });
+    refuse({ reason: "tls", detail: firstLine(err.message), remote: remoteOf(socket) });
   });
 
   server.on("secureConnection", (socket: TLSSocket) => {
     const remote = remoteOf(socket);
     const verdict = verifyPeer(socket, active.bundle, alpn);
     if (!verdict.ok) {
-      opts.onReject?.({ reason: verdict.reason, detail: verdict.detail, remote });
+      refuse({ reason: verdict.reason, detail: verdict.detail, remote });
       socket.destroy();
       return;
     }
     if (opts.allowService && !opts.allowService(verdict.peer.service)) {
       const detail = `service "${verdict.peer.service}" may not connect to this listener`;
-      opts.onReject?.({ reason: "identity-mismatch", detail, remote });
+      refuse({ reason: "identity-mismatch", detail, remote });
       socket.destroy();
       return;
     }
