@@ -107,3 +107,9 @@ export function encodeOid(dotted: string): Buffer {
   for (const a of arcs.slice(2)) push(a);
   return tlv(0x06, Buffer.from(out));
 }
+
+/** PEM armour (RFC 7468): base64 in 64-character lines, ending with a newline so blocks concatenate. */
+export function toPem(der: Uint8Array | ArrayBuffer, label: string): string {
+  const b64 = Buffer.from(der instanceof ArrayBuffer ? new Uint8Array(der) : der).toString("base64");
+  return `-----BEGIN ${label}-----\n${b64.replace(/.{1,64}/g, "$&\n")}-----END ${label}-----\n`;
+}

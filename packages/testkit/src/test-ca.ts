@@ -3,6 +3,7 @@
 import "reflect-metadata";
 import { webcrypto } from "node:crypto";
 import * as x509 from "@peculiar/x509";
+import { toPem } from "@weft/core";
 
 /**
  * A tiny certificate forge for tests: ECDSA P-256 roots, leaves shaped like
@@ -112,7 +113,7 @@ export async function issueTestLeaf(issuer: TestIssuer, opts: TestLeafOptions): 
     certPem,
     certDer: Buffer.from(cert.rawData),
     keys,
-    keyPem: toPem("PRIVATE KEY", Buffer.from(pkcs8)),
+    keyPem: toPem(pkcs8, "PRIVATE KEY"),
     chainPem: joinPem(certPem, issuer.chainPem),
   };
 }
@@ -158,11 +159,6 @@ function defaultUsage(ca: boolean): KeyUsageName[] {
 
 function usageFlags(names: readonly KeyUsageName[]): number {
   return names.reduce((flags, n) => flags | x509.KeyUsageFlags[n], 0);
-}
-
-function toPem(label: string, der: Buffer): string {
-  const lines = der.toString("base64").match(/.{1,64}/g) ?? [];
-  return `-----BEGIN ${label}-----\n${lines.join("\n")}\n-----END ${label}-----\n`;
 }
 
 function joinPem(...parts: (string | undefined)[]): string {

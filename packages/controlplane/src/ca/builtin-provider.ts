@@ -15,7 +15,7 @@
  *          authority and subject key identifiers.
  */
 import { webcrypto } from "node:crypto";
-import { weftError } from "@weft/core";
+import { toPem, weftError } from "@weft/core";
 import { z } from "zod";
 import { type CaProvider, type RootKeyMaterial, registerCaProvider } from "./provider.js";
 import * as x509 from "./x509.js";
@@ -27,11 +27,6 @@ type CryptoKey = webcrypto.CryptoKey;
 
 const SERVER_AUTH = "1.3.6.1.5.5.7.3.1";
 const CLIENT_AUTH = "1.3.6.1.5.5.7.3.2";
-
-function toPem(der: ArrayBuffer, label: string): string {
-  const b64 = Buffer.from(der).toString("base64");
-  return `-----BEGIN ${label}-----\n${b64.replace(/.{1,64}/g, "$&\n")}-----END ${label}-----\n`;
-}
 
 function fromPem(pem: string): ArrayBuffer {
   const b64 = pem.replace(/-----(BEGIN|END) [A-Z ]+-----/g, "").replace(/\s+/g, "");

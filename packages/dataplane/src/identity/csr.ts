@@ -9,7 +9,7 @@
  */
 import { generateKeyPair, sign } from "node:crypto";
 import { promisify } from "node:util";
-import { encodeOid, tlv } from "@weft/core";
+import { encodeOid, tlv, toPem } from "@weft/core";
 import { OID } from "./leaf-extensions.js";
 
 const generateKeyPairAsync = promisify(generateKeyPair);
@@ -21,10 +21,6 @@ const COMMON_NAME = "2.5.4.3";
 export interface KeyAndCsr {
   keyPem: string;
   csrPem: string;
-}
-
-function pem(der: Buffer, label: string): string {
-  return `-----BEGIN ${label}-----\n${der.toString("base64").replace(/.{1,64}/g, "$&\n")}-----END ${label}-----\n`;
 }
 
 /** A fresh P-256 key pair and a CSR whose only SAN is `spiffeId`, signed with it. */
@@ -48,6 +44,6 @@ export async function createKeyAndCsr(commonName: string, spiffeId: string): Pro
   );
   return {
     keyPem: privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
-    csrPem: pem(csr, "CERTIFICATE REQUEST"),
+    csrPem: toPem(csr, "CERTIFICATE REQUEST"),
   };
 }
