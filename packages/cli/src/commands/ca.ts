@@ -242,7 +242,7 @@ function writeOutput(path: string, cwd: string, text: string, what: string): voi
 function ttlArg(value: string): string {
   const r = parseDuration(value);
   if (!r.ok) throw new InvalidArgumentError(r.error);
-  if (r.ms <= 0) throw new InvalidArgumentError("must be longer than 0s");
+  if (r.ms < 1000) throw new InvalidArgumentError("must be at least 1s (the CA refuses shorter)");
   return value;
 }
 
