@@ -51,6 +51,40 @@ export const checkRegistrationSchema = z.strictObject({
 });
 export type CheckRegistration = z.output<typeof checkRegistrationSchema>;
 
+/** The protocols a proxy may declare (same list as resources/common PROTOCOLS, kept zod-light here). */
+export const proxyProtocolSchema = z.enum(["tcp", "http", "http2", "grpc"]);
+
+export const proxyUpstreamSchema = z.strictObject({
+  service: nameSchema,
+  /** The loopback port where the app reaches this upstream through its sidecar. */
+  localPort: portSchema,
+});
+
+/**
+ * A sidecar's own registration (Consul's `Proxy` block): the upstreams its
+ * app calls, which scope the config snapshot it receives, and the protocol
+ * its app speaks (ServiceDefaults.protocol overrides it).
+ */
+export const proxyRegistrationSchema = z
+  .strictObject({
+    protocol: proxyProtocolSchema.default("tcp"),
+    upstreams: z.array(proxyUpstreamSchema).max(64).default([]),
+  })
+  .superRefine((p, ctx) => {
+    const ports = new Map<number, number>();
+    p.upstreams.forEach((u, i) => {
+      const first = ports.get(u.localPort);
+      if (first !== undefined) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["upstreams", i, "localPort"],
+          message: `port ${u.localPort} is already used by upstreams[${first}]`,
+        });
+      } else ports.set(u.localPort, i);
+    });
+  });
+export type ProxyRegistration = z.output<typeof proxyRegistrationSchema>;
+
 export const instanceRegistrationSchema = z.strictObject({
   id: instanceIdSchema.optional(),
   service: nameSchema,
@@ -64,6 +98,8 @@ export const instanceRegistrationSchema = z.strictObject({
   datacenter: nameSchema.default("dc1"),
   locality: localitySchema.optional(),
   checks: z.array(checkRegistrationSchema).max(16).default([]),
+  /** Present when the instance is a meshed workload registered by its sidecar. */
+  proxy: proxyRegistrationSchema.optional(),
 });
 export type InstanceRegistration = z.input<typeof instanceRegistrationSchema>;
 export type ParsedInstanceRegistration = z.output<typeof instanceRegistrationSchema>;
@@ -103,6 +139,7 @@ export interface Instance {
   registeredAt: number;
   /** Store revision of the last change to this instance. */
   modifyIndex: number;
+  proxy?: ProxyRegistration;
   /** The newest certificate the CA signed for this instance, when its proxy asked with its id. */
   certificate?: InstanceCertificate;
 }

@@ -27,6 +27,7 @@ import type {
 } from "./catalog.js";
 // Values only from zod-free modules: the sidecar loads this file through `@weft/api/client`.
 import { BLOCKING_DEFAULT_WAIT_MS, BLOCKING_MAX_WAIT_MS } from "./patterns.js";
+import type { ProxySnapshot, ProxyStreamMessage } from "./snapshot.js";
 
 export interface WeftClientOptions {
   /** `host:port` (http assumed) or a URL such as `http://127.0.0.1:7400`. */
@@ -378,6 +379,116 @@ export class WeftClient {
   /** POST /v1/ca/rotate: a new active root, cross-signed by the old one (operator). */
   async caRotate(): Promise<RotateResponse> {
     return (await this.#request<RotateResponse>("POST", "/v1/ca/rotate", { body: {} })).body;
+  }
+
+  // --- proxy config ---
+
+  /** GET /v1/proxy/snapshot/:id: the snapshot the instance's proxy would receive now. */
+  async proxySnapshot(instanceId: string): Promise<ProxySnapshot> {
+    return (await this.#request<ProxySnapshot>("GET", `/v1/proxy/snapshot/${enc(instanceId)}`)).body;
+  }
+
+  /**
+   * GET /v1/proxy/stream/:id: the proxy's config stream. Yields each message
+   * (unchecked JSON: the caller runs `checkSnapshot`) until the server ends
+   * the stream, `signal` aborts (returns quietly) or `idleMs` passes without
+   * a byte (WEFT_ERR_TIMEOUT: a dead connection looks quiet). A line longer
+   * than `maxLineBytes` ends the stream with WEFT_ERR_BODY_TOO_LARGE.
+   */
+  async *proxyStream(
+    instanceId: string,
+    opts: { signal?: AbortSignal; idleMs: number; maxLineBytes?: number },
+  ): AsyncGenerator<ProxyStreamMessage> {
+    const path = `/v1/proxy/stream/${enc(instanceId)}`;
+    const max = opts.maxLineBytes ?? 64 * 1024 * 1024;
+    const ac = new AbortController();
+    const onAbort = () => ac.abort();
+    opts.signal?.addEventListener("abort", onAbort, { once: true });
+    let idle: NodeJS.Timeout | undefined;
+    let idleFired = false;
+    const arm = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => {
+        idleFired = true;
+        ac.abort();
+      }, opts.idleMs);
+      idle.unref?.();
+    };
+    const headers: Record<string, string> = { accept: "application/x-ndjson" };
+    if (this.#token) headers.authorization = `Bearer ${this.#token}`;
+    try {
+      arm();
+      let res: Response;
+      try {
+        res = await this.#fetch(new URL(this.baseUrl + path), { headers, signal: ac.signal });
+      } catch (e) {
+        if (opts.signal?.aborted) return;
+        if (idleFired) {
+          throw new WeftError("WEFT_ERR_TIMEOUT", {
+            detail: `${path} at ${this.addr}: no answer within ${opts.idleMs} ms`,
+          });
+        }
+        throw new WeftError(
+          "WEFT_ERR_UNREACHABLE",
+          { addr: this.addr, detail: describeCause(e) },
+          { cause: e },
+        );
+      }
+      if (!res.ok || !res.body) {
+        const text = await res.text().catch(() => "");
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(text);
+        } catch {
+          parsed = undefined;
+        }
+        throw errorFromResponse(res.status, parsed, `GET ${path}`);
+      }
+      const decoder = new TextDecoder();
+      let buf = "";
+      try {
+        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+          arm();
+          buf += decoder.decode(chunk, { stream: true });
+          let nl = buf.indexOf("\n");
+          while (nl >= 0) {
+            const line = buf.slice(0, nl);
+            buf = buf.slice(nl + 1);
+            nl = buf.indexOf("\n");
+            if (line.trim().length === 0) continue;
+            let msg: unknown;
+            try {
+              msg = JSON.parse(line);
+            } catch {
+              throw new WeftError("WEFT_ERR_UNAVAILABLE", { detail: `${path}: a stream line is not JSON` });
+            }
+            yield msg as ProxyStreamMessage;
+          }
+          if (buf.length > max) {
+            throw new WeftError("WEFT_ERR_UNAVAILABLE", {
+              detail: `${path}: a stream message exceeds ${max} bytes`,
+            });
+          }
+        }
+      } catch (e) {
+        if (e instanceof WeftError) throw e;
+        if (opts.signal?.aborted) return;
+        if (idleFired) {
+          throw new WeftError("WEFT_ERR_TIMEOUT", {
+            detail: `${path} at ${this.addr}: nothing received for ${opts.idleMs} ms`,
+          });
+        }
+        throw new WeftError(
+          "WEFT_ERR_UNREACHABLE",
+          { addr: this.addr, detail: describeCause(e) },
+          { cause: e },
+        );
+      }
+    } finally {
+      clearTimeout(idle);
+      opts.signal?.removeEventListener("abort", onAbort);
+      ac.abort();
+    }
   }
 
   // --- plumbing ---

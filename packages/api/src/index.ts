@@ -5,5 +5,6 @@ export * from "./documents.js";
 export * from "./names.js";
 export * from "./resources/index.js";
 export * from "./safe-regex.js";
+export * from "./snapshot.js";
 export * from "./spiffe.js";
 export * from "./validate.js";

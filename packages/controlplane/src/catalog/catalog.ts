@@ -412,6 +412,7 @@ export class Catalog implements Disposable {
         meta: reg.meta,
         datacenter: reg.datacenter,
         ...(reg.locality ? { locality: reg.locality } : {}),
+        ...(reg.proxy ? { proxy: reg.proxy } : {}),
         checks,
         status: worstStatus(checks.map((c) => c.status)),
         registeredAt: prev?.registeredAt ?? now,

@@ -1,0 +1,375 @@
+/**
+ * The per-proxy config snapshot: everything one sidecar needs, computed by
+ * the control plane (controlplane/src/snapshot) and streamed to the proxy
+ * (`GET /v1/proxy/stream/:instanceId`, NDJSON of `ProxyStreamMessage`).
+ *
+ * Shaped after Envoy's resources so that the xDS translation (issue #11) is a
+ * pure function of it: `inbound` is the public listener with its RBAC
+ * filter, `upstreams` are the outbound listeners (LDS), `clusters` are CDS
+ * entries carrying their endpoints (EDS). Scoped: a proxy gets the clusters
+ * its declared upstreams (and later their routes, splits and failover) can
+ * reach, never the whole mesh.
+ *
+ * Zod-free on purpose: the sidecar imports `@weft/api/snapshot` and checks a
+ * received snapshot with `checkSnapshot`, the same function the control plane
+ * runs before sending ("a snapshot is sent only when valid"; "the proxy
+ * re-checks and keeps its last good one").
+ */
+import { NAME_PATTERN } from "./patterns.js";
+
+export const SNAPSHOT_FORMAT = 1;
+
+export type SnapshotProtocol = "tcp" | "http" | "http2" | "grpc";
+export const SNAPSHOT_PROTOCOLS: readonly SnapshotProtocol[] = ["tcp", "http", "http2", "grpc"];
+export type SnapshotAction = "allow" | "deny";
+export type LbPolicy = "round_robin" | "least_request" | "random" | "weighted" | "ring_hash";
+export const SNAPSHOT_LB_POLICIES: readonly LbPolicy[] = [
+  "round_robin",
+  "least_request",
+  "random",
+  "weighted",
+  "ring_hash",
+];
+
+export interface SnapshotHeaderMatch {
+  /** Lowercase header name. */
+  name: string;
+  exact?: string;
+  prefix?: string;
+  suffix?: string;
+  regex?: string;
+  present?: true;
+  invert: boolean;
+}
+
+export interface SnapshotHttpMatch {
+  pathExact?: string;
+  pathPrefix?: string;
+  pathRegex?: string;
+  /** Uppercase methods. */
+  methods?: string[];
+  headers?: SnapshotHeaderMatch[];
+}
+
+export interface AuthzPermission {
+  action: SnapshotAction;
+  http: SnapshotHttpMatch;
+}
+
+/** One source of the destination's Intention, in declared order. */
+export interface AuthzSource {
+  /** A service name, or "*" for every source. */
+  name: string;
+  /** Exactly one of action / permissions (L7, first match wins; none matching = deny). */
+  action?: SnapshotAction;
+  permissions?: AuthzPermission[];
+}
+
+export interface InboundAuthz {
+  /** The mesh's defaultPolicy, for sources no intention source names (and no "*"). */
+  defaultAction: SnapshotAction;
+  /** Whether an Intention resource exists for this service (for explanations). */
+  intention: boolean;
+  /** Exact names are matched before "*", as Consul ranks precedence. */
+  sources: AuthzSource[];
+}
+
+export interface InboundConfig {
+  protocol: SnapshotProtocol;
+  authz: InboundAuthz;
+  /** Largest request body the inbound listener accepts (413 beyond), when set. */
+  maxRequestBodyBytes?: number;
+}
+
+export interface UpstreamListener {
+  /** The destination service the app named with `--upstream SERVICE=PORT`. */
+  service: string;
+  localPort: number;
+  protocol: SnapshotProtocol;
+  /** The cluster that serves requests no route claims (with #7: routes and splits pick others). */
+  cluster: string;
+}
+
+export interface HashPolicy {
+  header?: string;
+  cookie?: string;
+  sourceIp?: true;
+}
+
+export interface LbConfig {
+  policy: LbPolicy;
+  choiceCount?: number;
+  hashOn?: HashPolicy[];
+  ringSize?: number;
+}
+
+export interface EndpointConfig {
+  /** The catalog instance id. */
+  id: string;
+  /** The instance's sidecar inbound address. */
+  address: string;
+  port: number;
+  /** From the instance's `meta.weight` (1..10000), default 1. */
+  weight: number;
+  health: "passing" | "warning";
+  locality?: { region?: string; zone?: string };
+}
+
+export interface CircuitBreakerConfig {
+  maxConnections: number;
+  maxPendingRequests: number;
+  maxRequests: number;
+  maxRetries: number;
+}
+
+export interface ClusterConfig {
+  /** `<service>` or `<service>.<subset>`: unique within the snapshot. */
+  name: string;
+  service: string;
+  subset?: string;
+  protocol: SnapshotProtocol;
+  /** The identity a peer of this cluster must present (checked on every mTLS connect). */
+  spiffeId: string;
+  lb: LbConfig;
+  connectTimeoutMs: number;
+  idleTimeoutMs: number;
+  requestTimeoutMs?: number;
+  circuitBreaker: CircuitBreakerConfig;
+  /** Healthy instances only (passing, then warning), sorted by id. */
+  endpoints: EndpointConfig[];
+}
+
+export interface ProxySnapshot {
+  format: typeof SNAPSHOT_FORMAT;
+  /** A digest of everything below: equal versions mean equal content. */
+  version: string;
+  proxy: {
+    service: string;
+    instanceId: string;
+    datacenter: string;
+    spiffeId: string;
+  };
+  mesh: { trustDomain: string; defaultPolicy: SnapshotAction };
+  inbound: InboundConfig;
+  upstreams: UpstreamListener[];
+  clusters: Record<string, ClusterConfig>;
+}
+
+/** Lines of the proxy stream (NDJSON). */
+export type ProxyStreamMessage =
+  | { type: "snapshot"; snapshot: ProxySnapshot }
+  /** Sent every PROXY_STREAM_HEARTBEAT_MS so a proxy can tell a dead stream from a quiet one. */
+  | { type: "heartbeat" }
+  /** The control plane ends the stream (drain, overflow, instance deregistered); reconnect. */
+  | { type: "close"; reason: string };
+
+export const PROXY_STREAM_HEARTBEAT_MS = 15_000;
+/** A proxy that hears nothing for this long reconnects. */
+export const PROXY_STREAM_DEAD_MS = 3 * PROXY_STREAM_HEARTBEAT_MS;
+
+/** Bounds every snapshot must respect (and the control plane refuses to send beyond). */
+export const SNAPSHOT_LIMITS = {
+  maxUpstreams: 64,
+  maxClusters: 256,
+  maxEndpointsPerCluster: 10_000,
+  maxSources: 1024,
+  maxPermissions: 128,
+  maxStringLength: 2048,
+} as const;
+
+export type SnapshotCheck = { ok: true; snapshot: ProxySnapshot } | { ok: false; error: string };
+
+type Obj = Record<string, unknown>;
+
+class Invalid extends Error {}
+
+function fail(path: string, what: string): never {
+  throw new Invalid(`${path}: ${what}`);
+}
+function obj(v: unknown, path: string): Obj {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) fail(path, "expected an object");
+  return v as Obj;
+}
+function arr(v: unknown, path: string, max: number): unknown[] {
+  if (!Array.isArray(v)) fail(path, "expected an array");
+  if (v.length > max) fail(path, `more than ${max} entries`);
+  return v;
+}
+function str(v: unknown, path: string): string {
+  if (typeof v !== "string" || v.length === 0) fail(path, "expected a non-empty string");
+  if (v.length > SNAPSHOT_LIMITS.maxStringLength) fail(path, "too long");
+  return v;
+}
+function optStr(v: unknown, path: string): void {
+  if (v !== undefined) str(v, path);
+}
+function int(v: unknown, path: string, min: number, max: number): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
+    fail(path, `expected an integer in ${min}..${max}`);
+  }
+  return v;
+}
+function oneOf<T extends string>(v: unknown, path: string, allowed: readonly T[]): T {
+  if (typeof v !== "string" || !allowed.includes(v as T)) fail(path, `expected one of ${allowed.join(", ")}`);
+  return v as T;
+}
+function name(v: unknown, path: string): string {
+  if (typeof v !== "string" || !NAME_PATTERN.test(v)) fail(path, "expected a service name");
+  return v;
+}
+function regex(v: unknown, path: string): void {
+  if (v === undefined) return;
+  try {
+    new RegExp(str(v, path), "u");
+  } catch {
+    fail(path, "not a valid regular expression");
+  }
+}
+
+const ACTIONS: readonly SnapshotAction[] = ["allow", "deny"];
+
+function checkHttpMatch(v: unknown, path: string): void {
+  const m = obj(v, path);
+  optStr(m.pathExact, `${path}.pathExact`);
+  optStr(m.pathPrefix, `${path}.pathPrefix`);
+  regex(m.pathRegex, `${path}.pathRegex`);
+  if (m.methods !== undefined) {
+    arr(m.methods, `${path}.methods`, 16).forEach((x, i) => {
+      if (typeof x !== "string" || !/^[A-Z]{1,16}$/.test(x))
+        fail(`${path}.methods[${i}]`, "expected an uppercase method");
+    });
+  }
+  if (m.headers !== undefined) {
+    arr(m.headers, `${path}.headers`, 32).forEach((h, i) => {
+      const p = `${path}.headers[${i}]`;
+      const o = obj(h, p);
+      str(o.name, `${p}.name`);
+      const kinds = ["exact", "prefix", "suffix", "regex", "present"].filter((k) => o[k] !== undefined);
+      if (kinds.length !== 1) fail(p, "needs exactly one of exact, prefix, suffix, regex, present");
+      if (o.regex !== undefined) regex(o.regex, `${p}.regex`);
+      if (typeof o.invert !== "boolean") fail(`${p}.invert`, "expected a boolean");
+    });
+  }
+}
+
+function checkInbound(v: unknown): void {
+  const inb = obj(v, "inbound");
+  oneOf(inb.protocol, "inbound.protocol", SNAPSHOT_PROTOCOLS);
+  if (inb.maxRequestBodyBytes !== undefined) {
+    int(inb.maxRequestBodyBytes, "inbound.maxRequestBodyBytes", 0, 1024 * 1024 * 1024);
+  }
+  const authz = obj(inb.authz, "inbound.authz");
+  oneOf(authz.defaultAction, "inbound.authz.defaultAction", ACTIONS);
+  if (typeof authz.intention !== "boolean") fail("inbound.authz.intention", "expected a boolean");
+  arr(authz.sources, "inbound.authz.sources", SNAPSHOT_LIMITS.maxSources).forEach((s, i) => {
+    const p = `inbound.authz.sources[${i}]`;
+    const src = obj(s, p);
+    if (src.name !== "*") name(src.name, `${p}.name`);
+    if ((src.action === undefined) === (src.permissions === undefined)) {
+      fail(p, "needs exactly one of action, permissions");
+    }
+    if (src.action !== undefined) oneOf(src.action, `${p}.action`, ACTIONS);
+    if (src.permissions !== undefined) {
+      arr(src.permissions, `${p}.permissions`, SNAPSHOT_LIMITS.maxPermissions).forEach((perm, j) => {
+        const pp = `${p}.permissions[${j}]`;
+        const o = obj(perm, pp);
+        oneOf(o.action, `${pp}.action`, ACTIONS);
+        checkHttpMatch(o.http, `${pp}.http`);
+      });
+    }
+  });
+}
+
+function checkCluster(key: string, v: unknown): void {
+  const p = `clusters.${key}`;
+  const c = obj(v, p);
+  if (c.name !== key) fail(`${p}.name`, "must equal its key");
+  name(c.service, `${p}.service`);
+  optStr(c.subset, `${p}.subset`);
+  oneOf(c.protocol, `${p}.protocol`, SNAPSHOT_PROTOCOLS);
+  if (typeof c.spiffeId !== "string" || !c.spiffeId.startsWith("spiffe://"))
+    fail(`${p}.spiffeId`, "expected a SPIFFE ID");
+  const lb = obj(c.lb, `${p}.lb`);
+  oneOf(lb.policy, `${p}.lb.policy`, SNAPSHOT_LB_POLICIES);
+  if (lb.choiceCount !== undefined) int(lb.choiceCount, `${p}.lb.choiceCount`, 2, 100);
+  if (lb.ringSize !== undefined) int(lb.ringSize, `${p}.lb.ringSize`, 64, 8_388_608);
+  if (lb.hashOn !== undefined) {
+    arr(lb.hashOn, `${p}.lb.hashOn`, 8).forEach((h, i) => {
+      const o = obj(h, `${p}.lb.hashOn[${i}]`);
+      if ([o.header, o.cookie, o.sourceIp].filter((x) => x !== undefined).length !== 1) {
+        fail(`${p}.lb.hashOn[${i}]`, "needs exactly one of header, cookie, sourceIp");
+      }
+    });
+  }
+  int(c.connectTimeoutMs, `${p}.connectTimeoutMs`, 1, 3_600_000);
+  int(c.idleTimeoutMs, `${p}.idleTimeoutMs`, 1, 86_400_000);
+  if (c.requestTimeoutMs !== undefined) int(c.requestTimeoutMs, `${p}.requestTimeoutMs`, 1, 86_400_000);
+  const cb = obj(c.circuitBreaker, `${p}.circuitBreaker`);
+  for (const k of ["maxConnections", "maxPendingRequests", "maxRequests", "maxRetries"]) {
+    int(cb[k], `${p}.circuitBreaker.${k}`, 0, 1_000_000);
+  }
+  const seen = new Set<string>();
+  arr(c.endpoints, `${p}.endpoints`, SNAPSHOT_LIMITS.maxEndpointsPerCluster).forEach((e, i) => {
+    const ep = `${p}.endpoints[${i}]`;
+    const o = obj(e, ep);
+    const id = str(o.id, `${ep}.id`);
+    if (seen.has(id)) fail(`${ep}.id`, `duplicate endpoint "${id}"`);
+    seen.add(id);
+    str(o.address, `${ep}.address`);
+    int(o.port, `${ep}.port`, 1, 65535);
+    int(o.weight, `${ep}.weight`, 1, 10_000);
+    oneOf(o.health, `${ep}.health`, ["passing", "warning"] as const);
+  });
+}
+
+/**
+ * Structural and semantic check of a snapshot (no schema library): every
+ * field the proxy reads has the right type and bounds, every listener points
+ * at a cluster that exists, local ports are unique, regexes compile.
+ */
+export function checkSnapshot(v: unknown): SnapshotCheck {
+  try {
+    const s = obj(v, "snapshot");
+    if (s.format !== SNAPSHOT_FORMAT) fail("format", `expected ${SNAPSHOT_FORMAT}`);
+    str(s.version, "version");
+    const proxy = obj(s.proxy, "proxy");
+    name(proxy.service, "proxy.service");
+    str(proxy.instanceId, "proxy.instanceId");
+    str(proxy.datacenter, "proxy.datacenter");
+    str(proxy.spiffeId, "proxy.spiffeId");
+    const mesh = obj(s.mesh, "mesh");
+    str(mesh.trustDomain, "mesh.trustDomain");
+    oneOf(mesh.defaultPolicy, "mesh.defaultPolicy", ACTIONS);
+    checkInbound(s.inbound);
+    const clusters = obj(s.clusters, "clusters");
+    const keys = Object.keys(clusters);
+    if (keys.length > SNAPSHOT_LIMITS.maxClusters)
+      fail("clusters", `more than ${SNAPSHOT_LIMITS.maxClusters}`);
+    for (const k of keys) checkCluster(k, clusters[k]);
+    const ports = new Set<number>();
+    arr(s.upstreams, "upstreams", SNAPSHOT_LIMITS.maxUpstreams).forEach((u, i) => {
+      const p = `upstreams[${i}]`;
+      const o = obj(u, p);
+      name(o.service, `${p}.service`);
+      const port = int(o.localPort, `${p}.localPort`, 1, 65535);
+      if (ports.has(port)) fail(`${p}.localPort`, `port ${port} is used by another upstream`);
+      ports.add(port);
+      oneOf(o.protocol, `${p}.protocol`, SNAPSHOT_PROTOCOLS);
+      const cluster = str(o.cluster, `${p}.cluster`);
+      if (!Object.hasOwn(clusters, cluster)) fail(`${p}.cluster`, `no cluster "${cluster}" in the snapshot`);
+    });
+    return { ok: true, snapshot: v as ProxySnapshot };
+  } catch (e) {
+    if (e instanceof Invalid) return { ok: false, error: e.message };
+    throw e;
+  }
+}
+
+/** What `/config` on a proxy's admin listener and `weft explain` show of a proxy's stream state. */
+export interface ProxyConfigStatus {
+  connected: boolean;
+  /** Version of the snapshot in use, if any. */
+  version?: string;
+  /** The last snapshot refused by the proxy, and why. */
+  lastRejected?: { version?: string; error: string; at: string };
+}
