@@ -31,6 +31,7 @@ import { createApiHandler } from "./http/api.js";
 import { BlockingQueries } from "./http/blocking.js";
 import { sendError } from "./http/respond.js";
 import { createLogger } from "./logger.js";
+import { ProxyStreams } from "./snapshot/proxy-streams.js";
 import { openStore } from "./store/open-store.js";
 import type { Store } from "./store/store.js";
 
@@ -57,6 +58,8 @@ export interface StartServerOptions {
   caProvider?: string;
   /** How long a retiring CA root outlives its last replaced leaf. Default 5 s. */
   caRetireGraceMs?: number;
+  /** How long changes are gathered before proxies' snapshots are rebuilt. Default 10 ms. */
+  proxyCoalesceMs?: number;
 }
 
 export interface RunningServer {
@@ -67,6 +70,7 @@ export interface RunningServer {
   store: Store;
   catalog: Catalog;
   ca: CaService;
+  proxies: ProxyStreams;
   /** Long-polls currently held (for tests and metrics). */
   blockingQueries(): number;
   close(): Promise<void>;
@@ -224,7 +228,11 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
       }),
     );
 
-    const api = createApiHandler({ store, catalog, config, acl, ca, blocking, dev, logger: log });
+    const proxyOpts: ConstructorParameters<typeof ProxyStreams>[0] = { catalog, config, clock, logger: log };
+    if (opts.proxyCoalesceMs !== undefined) proxyOpts.coalesceMs = opts.proxyCoalesceMs;
+    const proxies = new ProxyStreams(proxyOpts);
+    owned.push(proxies);
+    const api = createApiHandler({ store, catalog, config, acl, ca, proxies, blocking, dev, logger: log });
     // In-flight responses, so that a drain can make them close their connection when they answer.
     const active = new Set<ServerResponse>();
     let draining = false;
@@ -306,6 +314,7 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
         draining = true;
         for (const res of active) if (!res.headersSent) res.shouldKeepAlive = false;
         blocking.closeAll();
+        proxies.closeAll("control plane shutting down");
         srv.closeIdleConnections();
         // Real time, not `clock`: draining sockets is not part of the virtual-time state machines.
         const cut = setTimeout(() => srv.closeAllConnections(), SERVER_LIMITS.drainTimeoutMs);
@@ -323,6 +332,7 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
       store,
       catalog,
       ca,
+      proxies,
       blockingQueries: () => blocking.waiting,
       close,
     };

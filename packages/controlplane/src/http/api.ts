@@ -27,9 +27,11 @@ import type { CaService } from "../ca/ca-service.js";
 import { checkCsr } from "../ca/csr.js";
 import type { Catalog, StatusFilter } from "../catalog/catalog.js";
 import type { ConfigService } from "../config/config.js";
+import type { ProxyStreams } from "../snapshot/proxy-streams.js";
 import type { Store } from "../store/store.js";
 import { BlockingQueries } from "./blocking.js";
 import { MAX_BODY_BYTES, parseBody, readJsonBody } from "./body.js";
+import { streamSnapshots } from "./proxy-stream.js";
 import { sendError, sendJson } from "./respond.js";
 import { type Params, Router } from "./router.js";
 
@@ -41,6 +43,7 @@ export interface ApiDeps {
   config: ConfigService;
   acl: AclService;
   ca: CaService;
+  proxies: ProxyStreams;
   blocking: BlockingQueries;
   dev: boolean;
   logger: Logger;
@@ -63,6 +66,8 @@ export interface Reply {
   status?: number;
   body: unknown;
   index?: number;
+  /** A streamed answer: takes over the response instead of `body` (the proxy config stream). */
+  stream?: (res: ServerResponse, signal: AbortSignal) => void;
 }
 
 interface RouteDef {
@@ -280,6 +285,30 @@ export function buildRoutes(d: ApiDeps): Router<RouteDef> {
   );
 
   // --- CA ---
+  // --- proxy config streams ---
+  r.add(
+    "GET",
+    "/v1/proxy/stream/:id",
+    tok(async (ctx) => {
+      // The sidecar's token: it must be allowed to write its own service (as for registration).
+      const inst = instanceOf(ctx, "write");
+      return {
+        body: undefined,
+        stream: (res, signal) => streamSnapshots(d.proxies, inst.id, res, signal, d.logger),
+      };
+    }),
+  );
+  r.add(
+    "GET",
+    "/v1/proxy/snapshot/:id",
+    tok(async (ctx) => {
+      const inst = instanceOf(ctx, "read");
+      const snapshot = d.proxies.current(inst.id);
+      if (!snapshot) throw weftError("WEFT_ERR_NOT_FOUND", { what: `instance "${inst.id}"` });
+      return { body: snapshot };
+    }),
+  );
+
   r.add(
     "GET",
     "/v1/ca/roots",
@@ -394,6 +423,10 @@ export function createApiHandler(d: ApiDeps): (req: IncomingMessage, res: Server
       body: () => readJsonBody(req, limit),
     };
     const reply = await match.handler.handle(ctx);
+    if (reply.stream) {
+      reply.stream(res, signal);
+      return;
+    }
     const headers: Record<string, string | number> = {};
     if (reply.index !== undefined) headers["x-weft-index"] = reply.index;
     if (method === "HEAD") {

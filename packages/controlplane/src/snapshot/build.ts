@@ -1,0 +1,409 @@
+/**
+ * The per-proxy snapshot builder: a pure function from what the control
+ * plane knows to the `ProxySnapshot` one sidecar receives (Consul's
+ * `proxycfg` snapshot, computed instead of accumulated).
+ *
+ * Data flow: own instance -> inbound (protocol, authz from its Intention)
+ * -> upstream listeners (declared order) -> cluster refs (one per distinct
+ * upstream service; routes, splits and failover will add refs to subsets and
+ * other services here) -> clusters (lb, timeouts, breaker, healthy endpoints)
+ * -> version (digest of the content) -> `checkSnapshot`.
+ *
+ * Every read goes through a recording reader, so `deps` is exactly what the
+ * result depends on, including resources looked up and found absent
+ * (creating one later changes the snapshot). The output does not depend on
+ * the order the inputs list instances in: endpoints are sorted by id and
+ * protocol votes are counted, so a re-build with no real change gives the
+ * same bytes and the same version, and the caller can skip sending it.
+ */
+
+import { createHash } from "node:crypto";
+import {
+  type AuthzPermission,
+  type AuthzSource,
+  CIRCUIT_BREAKER_DEFAULTS,
+  type CircuitBreakerConfig,
+  type ClusterConfig,
+  checkSnapshot,
+  type EndpointConfig,
+  type HashPolicy,
+  type HeaderMatch,
+  type InboundConfig,
+  type Instance,
+  type Intention,
+  type IntentionPermission,
+  type IntentionSource,
+  type LbConfig,
+  MESH_NAME,
+  type Mesh,
+  type ProxySnapshot,
+  type ServiceDefaults,
+  SNAPSHOT_FORMAT,
+  type SnapshotHeaderMatch,
+  type SnapshotHttpMatch,
+  type SnapshotProtocol,
+  TIMEOUTS_DEFAULTS,
+  type UpstreamListener,
+  workloadId,
+} from "@weft/api";
+import { type WeftError, weftError } from "@weft/core";
+import { stableJson } from "./stable-json.js";
+
+export interface SnapshotInputs {
+  /** The proxy's own catalog instance (its `proxy` field lists upstreams and protocol). */
+  instance: Instance;
+  /** Parsed, defaults applied. */
+  mesh: Mesh;
+  intention(service: string): Intention | undefined;
+  serviceDefaults(service: string): ServiceDefaults | undefined;
+  /** All instances of a service, any health status. Must not be mutated by the callee (it is not). */
+  instances(service: string): readonly Instance[];
+}
+
+export interface SnapshotDeps {
+  /**
+   * Services whose instances the snapshot reflects, sorted: every service
+   * whose instance list was read, plus the proxy's own service (its own
+   * instance is an input, so a change to it must re-build too).
+   */
+  services: string[];
+  /** Config resources read, present or not, as "Kind/name", sorted: "Intention/api", "Mesh/mesh". */
+  config: string[];
+}
+
+export interface BuiltSnapshot {
+  snapshot: ProxySnapshot;
+  /** What was read, so the caller re-builds only proxies affected by a change. */
+  deps: SnapshotDeps;
+}
+
+/**
+ * A build that failed `checkSnapshot` still reports what it read: the caller
+ * keeps sending the last good snapshot, and must re-build when one of these
+ * changes (say, the upstream with too many endpoints shrinks).
+ */
+export type SnapshotBuild =
+  | ({ ok: true } & BuiltSnapshot)
+  | { ok: false; error: WeftError; deps: SnapshotDeps };
+
+type Content = Omit<ProxySnapshot, "version">;
+
+/** Builds and checks a proxy's snapshot; throws WEFT_ERR_VALIDATION when it would not pass `checkSnapshot`. */
+export function buildSnapshot(inputs: SnapshotInputs): BuiltSnapshot {
+  const r = tryBuildSnapshot(inputs);
+  if (!r.ok) throw r.error;
+  return { snapshot: r.snapshot, deps: r.deps };
+}
+
+/** `buildSnapshot` as a result: an invalid snapshot is an expected outcome, with its deps. */
+export function tryBuildSnapshot(inputs: SnapshotInputs): SnapshotBuild {
+  const { instance, mesh } = inputs;
+  const reader = new RecordingReader(inputs);
+  const protocols = new ServiceProtocols(reader);
+
+  const upstreams = (instance.proxy?.upstreams ?? []).map(
+    (u): UpstreamListener => ({
+      service: u.service,
+      localPort: u.localPort,
+      protocol: protocols.of(u.service),
+      cluster: u.service,
+    }),
+  );
+  const clusters = clusterRefs(upstreams).map((ref) => buildCluster(ref, reader, protocols, mesh));
+
+  const content: Content = {
+    format: SNAPSHOT_FORMAT,
+    proxy: {
+      service: instance.service,
+      instanceId: instance.id,
+      datacenter: instance.datacenter,
+      spiffeId: workloadId(mesh.trustDomain, instance.service),
+    },
+    mesh: { trustDomain: mesh.trustDomain, defaultPolicy: mesh.defaultPolicy },
+    inbound: buildInbound(instance, reader, mesh),
+    upstreams,
+    // fromEntries defines own properties: a hostile "__proto__" stays a key and fails the check.
+    clusters: Object.fromEntries(clusters.map((c) => [c.name, c])),
+  };
+  const deps = reader.deps(instance.service);
+  const refuse = (why: string, cause?: unknown): SnapshotBuild => ({
+    ok: false,
+    error: weftError(
+      "WEFT_ERR_VALIDATION",
+      { detail: `snapshot for proxy "${instance.id}" (service "${instance.service}") not sent: ${why}` },
+      cause === undefined ? undefined : { cause },
+    ),
+    deps,
+  });
+
+  let version: string;
+  try {
+    version = snapshotVersion(content);
+  } catch (e) {
+    // A value JSON cannot carry (NaN, ...) came from an input that bypassed the schemas.
+    return refuse(e instanceof Error ? e.message : String(e), e);
+  }
+  const { format, ...rest } = content;
+  const snapshot: ProxySnapshot = { format, version, ...rest };
+  const check = checkSnapshot(snapshot);
+  if (!check.ok) return refuse(check.error);
+  return { ok: true, snapshot, deps };
+}
+
+/**
+ * The content digest: sha256 of the stable JSON, first 16 hex chars. A
+ * `version` member, if the argument carries one, is left out, so that
+ * `snapshotVersion(snapshot) === snapshot.version` for a built snapshot.
+ */
+export function snapshotVersion(content: Content): string {
+  const { version: _ignored, ...rest } = content as Content & { version?: unknown };
+  return createHash("sha256").update(stableJson(rest)).digest("hex").slice(0, 16);
+}
+
+// ---------------------------------------------------------------- reads
+
+/** Looks inputs up once per key, and remembers every key asked for. */
+class RecordingReader {
+  private readonly intentions = new Map<string, Intention | undefined>();
+  private readonly defaults = new Map<string, ServiceDefaults | undefined>();
+  private readonly instanceLists = new Map<string, readonly Instance[]>();
+
+  constructor(private readonly inputs: SnapshotInputs) {}
+
+  intention(service: string): Intention | undefined {
+    return memo(this.intentions, service, () => this.inputs.intention(service));
+  }
+
+  serviceDefaults(service: string): ServiceDefaults | undefined {
+    return memo(this.defaults, service, () => this.inputs.serviceDefaults(service));
+  }
+
+  instances(service: string): readonly Instance[] {
+    return memo(this.instanceLists, service, () => this.inputs.instances(service));
+  }
+
+  deps(ownService: string): SnapshotDeps {
+    const config = [
+      `Mesh/${MESH_NAME}`,
+      ...[...this.intentions.keys()].map((s) => `Intention/${s}`),
+      ...[...this.defaults.keys()].map((s) => `ServiceDefaults/${s}`),
+    ];
+    return {
+      services: sorted(new Set([ownService, ...this.instanceLists.keys()])),
+      config: sorted(new Set(config)),
+    };
+  }
+}
+
+function memo<V>(cache: Map<string, V>, key: string, load: () => V): V {
+  if (cache.has(key)) return cache.get(key) as V;
+  const v = load();
+  cache.set(key, v);
+  return v;
+}
+
+/** Plain code-unit order: the same on every machine, unlike localeCompare. */
+function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function sorted(values: Iterable<string>): string[] {
+  return [...values].sort(compareStrings);
+}
+
+// ---------------------------------------------------------------- inbound
+
+function buildInbound(instance: Instance, reader: RecordingReader, mesh: Mesh): InboundConfig {
+  const sd = reader.serviceDefaults(instance.service);
+  const intention = reader.intention(instance.service);
+  return {
+    protocol: sd?.protocol ?? instance.proxy?.protocol ?? "tcp",
+    authz: {
+      defaultAction: mesh.defaultPolicy,
+      intention: intention !== undefined,
+      sources: authzSources(intention),
+    },
+    ...(sd?.maxRequestBodyBytes !== undefined ? { maxRequestBodyBytes: sd.maxRequestBodyBytes } : {}),
+  };
+}
+
+/** Exact names first in declared order, then "*": an exact source beats the wildcard (Consul precedence). */
+function authzSources(intention: Intention | undefined): AuthzSource[] {
+  if (!intention) return [];
+  const exact = intention.sources.filter((s) => s.name !== "*");
+  const wildcard = intention.sources.filter((s) => s.name === "*");
+  return [...exact, ...wildcard].map(toAuthzSource);
+}
+
+function toAuthzSource(s: IntentionSource): AuthzSource {
+  // `description` is for people; the proxy never needs it.
+  if (s.permissions !== undefined) return { name: s.name, permissions: s.permissions.map(toPermission) };
+  if (s.action !== undefined) return { name: s.name, action: s.action };
+  return { name: s.name }; // neither: the schema refuses it, and so will checkSnapshot
+}
+
+function toPermission(p: IntentionPermission): AuthzPermission {
+  const m = p.http;
+  const http: SnapshotHttpMatch = {};
+  if (m.pathExact !== undefined) http.pathExact = m.pathExact;
+  if (m.pathPrefix !== undefined) http.pathPrefix = m.pathPrefix;
+  if (m.pathRegex !== undefined) http.pathRegex = m.pathRegex;
+  // The schema normalises case already; the snapshot contract promises it, so say it here too.
+  if (m.methods !== undefined) http.methods = m.methods.map((x) => x.toUpperCase());
+  if (m.headers !== undefined) http.headers = m.headers.map(toHeaderMatch);
+  return { action: p.action, http };
+}
+
+function toHeaderMatch(h: HeaderMatch): SnapshotHeaderMatch {
+  // Member order name, match kind, invert: what a person reading the golden files expects.
+  const m: Omit<SnapshotHeaderMatch, "invert"> = { name: h.name.toLowerCase() };
+  if (h.exact !== undefined) m.exact = h.exact;
+  if (h.prefix !== undefined) m.prefix = h.prefix;
+  if (h.suffix !== undefined) m.suffix = h.suffix;
+  if (h.regex !== undefined) m.regex = h.regex;
+  if (h.present !== undefined) m.present = h.present;
+  return { ...m, invert: h.invert ?? false };
+}
+
+// ---------------------------------------------------------------- protocol
+
+/**
+ * A service's protocol: its ServiceDefaults' when set, else what most of its
+ * instances declare in their proxy registration (a tie goes to the name
+ * sorted first), else tcp. Counted over all instances, healthy or not, so a
+ * health flap does not flip the protocol.
+ */
+class ServiceProtocols {
+  private readonly cache = new Map<string, SnapshotProtocol>();
+
+  constructor(private readonly reader: RecordingReader) {}
+
+  of(service: string): SnapshotProtocol {
+    return memo(this.cache, service, () => {
+      const declared = this.reader.serviceDefaults(service)?.protocol;
+      return declared ?? majorityProtocol(this.reader.instances(service)) ?? "tcp";
+    });
+  }
+}
+
+function majorityProtocol(instances: readonly Instance[]): SnapshotProtocol | undefined {
+  const votes = new Map<SnapshotProtocol, number>();
+  for (const i of instances) {
+    if (i.proxy) votes.set(i.proxy.protocol, (votes.get(i.proxy.protocol) ?? 0) + 1);
+  }
+  let best: SnapshotProtocol | undefined;
+  let bestVotes = 0;
+  for (const p of sorted(votes.keys()) as SnapshotProtocol[]) {
+    const n = votes.get(p) ?? 0;
+    if (n > bestVotes) {
+      best = p;
+      bestVotes = n;
+    }
+  }
+  return best;
+}
+
+// ---------------------------------------------------------------- clusters
+
+/**
+ * What a cluster serves. Today one per upstream service; with routes,
+ * splits and failover (#7) a ref will name a subset or another service, and
+ * several refs will share a service.
+ */
+interface ClusterRef {
+  name: string;
+  service: string;
+}
+
+/** Distinct refs sorted by name, so cluster order does not follow declaration order. */
+function clusterRefs(upstreams: readonly UpstreamListener[]): ClusterRef[] {
+  const byName = new Map<string, ClusterRef>();
+  for (const u of upstreams) {
+    if (!byName.has(u.cluster)) byName.set(u.cluster, { name: u.cluster, service: u.service });
+  }
+  return sorted(byName.keys()).map((n) => byName.get(n) as ClusterRef);
+}
+
+function buildCluster(
+  ref: ClusterRef,
+  reader: RecordingReader,
+  protocols: ServiceProtocols,
+  mesh: Mesh,
+): ClusterConfig {
+  const sd = reader.serviceDefaults(ref.service);
+  const request = sd?.timeouts.request;
+  return {
+    name: ref.name,
+    service: ref.service,
+    protocol: protocols.of(ref.service),
+    spiffeId: workloadId(mesh.trustDomain, ref.service),
+    lb: lbConfig(sd),
+    connectTimeoutMs: sd?.timeouts.connect ?? TIMEOUTS_DEFAULTS.connect,
+    idleTimeoutMs: sd?.timeouts.idle ?? TIMEOUTS_DEFAULTS.idle,
+    ...(request !== undefined ? { requestTimeoutMs: request } : {}),
+    circuitBreaker: circuitBreaker(sd),
+    endpoints: endpoints(reader.instances(ref.service)),
+  };
+}
+
+function circuitBreaker(sd: ServiceDefaults | undefined): CircuitBreakerConfig {
+  const cb = sd?.circuitBreaker ?? CIRCUIT_BREAKER_DEFAULTS;
+  return {
+    maxConnections: cb.maxConnections,
+    maxPendingRequests: cb.maxPendingRequests,
+    maxRequests: cb.maxRequests,
+    maxRetries: cb.maxRetries,
+  };
+}
+
+function lbConfig(sd: ServiceDefaults | undefined): LbConfig {
+  const lb = sd?.loadBalancer;
+  if (!lb) return { policy: "round_robin" };
+  const out: LbConfig = { policy: lb.policy };
+  if (lb.choiceCount !== undefined) out.choiceCount = lb.choiceCount;
+  if (lb.hashOn !== undefined) out.hashOn = lb.hashOn.map(hashPolicy);
+  if (lb.ringSize !== undefined) out.ringSize = lb.ringSize;
+  return out;
+}
+
+function hashPolicy(h: HashPolicy): HashPolicy {
+  if (h.header !== undefined) return { header: h.header };
+  if (h.cookie !== undefined) return { cookie: h.cookie };
+  if (h.sourceIp !== undefined) return { sourceIp: h.sourceIp };
+  return {}; // the schema refuses it, and so will checkSnapshot
+}
+
+/** Passing and warning instances, sorted by id: critical ones get no traffic. */
+function endpoints(instances: readonly Instance[]): EndpointConfig[] {
+  return instances
+    .filter((i) => i.status === "passing" || i.status === "warning")
+    .sort((a, b) => compareStrings(a.id, b.id))
+    .map(toEndpoint);
+}
+
+function toEndpoint(i: Instance): EndpointConfig {
+  const e: EndpointConfig = {
+    id: i.id,
+    address: i.address,
+    port: i.port,
+    weight: endpointWeight(i.meta.weight),
+    health: i.status as EndpointConfig["health"],
+  };
+  const region = i.locality?.region;
+  const zone = i.locality?.zone;
+  if (region !== undefined || zone !== undefined) {
+    e.locality = {};
+    if (region !== undefined) e.locality.region = region;
+    if (zone !== undefined) e.locality.zone = zone;
+  }
+  return e;
+}
+
+export const ENDPOINT_WEIGHT_MAX = 10_000;
+
+/** `meta.weight` when it is a plain integer 1..10000, else 1: a typo must not drain or flood an instance. */
+export function endpointWeight(text: string | undefined): number {
+  if (text === undefined || !/^[0-9]{1,5}$/.test(text)) return 1;
+  const n = Number(text);
+  return n >= 1 && n <= ENDPOINT_WEIGHT_MAX ? n : 1;
+}
