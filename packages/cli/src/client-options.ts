@@ -6,7 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { WeftClient } from "@weft/api";
+import { WeftClient } from "@weft/api/client";
 import { type Command, Option } from "commander";
 
 export const DEFAULT_ADDR = "127.0.0.1:7400";

@@ -11,6 +11,7 @@ export {
 // The workload's own certificate, kept renewed: the MaterialSource the listeners below use.
 export * from "./identity/workload-identity.js";
 export type { DataplaneLogger } from "./logger.js";
+export { type HostPort, Sidecar, type SidecarOptions } from "./proxy/sidecar.js";
 export { createMaterialSource, type SettableMaterialSource } from "./transport/material-source.js";
 export {
   connectMtls,

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
-import { main } from "../main.js";
-
-await main();
+// The sidecar (`weft proxy`) starts through a light entry: one per workload
+// instance, its start-up time and memory matter (see proxy-main.ts).
+const entry = process.argv[2] === "proxy" ? await import("../proxy-main.js") : await import("../main.js");
+await entry.main();

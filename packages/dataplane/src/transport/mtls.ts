@@ -49,6 +49,8 @@ export interface MtlsServerOptions {
   /** A new material was refused (e.g. key and certificate do not match); the previous one stays in use. */
   onMaterialError?: (err: WeftError) => void;
   onConnection: (socket: TLSSocket, peer: PeerIdentity) => void;
+  /** Keep the write side open after the peer's FIN (TCP proxying needs half-close). */
+  allowHalfOpen?: boolean;
 }
 
 export interface MtlsConnectOptions {
@@ -60,6 +62,8 @@ export interface MtlsConnectOptions {
   /** Covers connect, handshake and verification. Default 10 s. */
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** Keep the write side open after the peer's FIN (TCP proxying needs half-close). */
+  allowHalfOpen?: boolean;
 }
 
 /** The WeftError connectMtls rejects with when the server's identity is refused. */
@@ -75,6 +79,7 @@ export function createMtlsServer(opts: MtlsServerOptions): tls.Server {
     rejectUnauthorized: false,
     ALPNProtocols: alpn,
     handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+    allowHalfOpen: opts.allowHalfOpen ?? false,
   });
 
   const sub = opts.source.onChange(() => {
@@ -159,6 +164,8 @@ export function connectMtls(opts: MtlsConnectOptions): Promise<{ socket: TLSSock
       // SNI carries the wanted service; it is not a DNS name to check: verifySvid checks the SPIFFE ID.
       servername: opts.expectService,
       checkServerIdentity: () => undefined,
+      // Honoured by tls.connect (passed to the TLSSocket) though missing from the typings.
+      ...({ allowHalfOpen: opts.allowHalfOpen ?? false } as tls.ConnectionOptions),
     });
 
     let settled = false;

@@ -1,0 +1,394 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from "node:http2";
+import net from "node:net";
+import { performance } from "node:perf_hooks";
+import type { Duplex } from "node:stream";
+import type { TLSSocket } from "node:tls";
+import { describeError } from "@weft/core";
+import type { DataplaneLogger } from "../logger.js";
+import { type AppTarget, createAppClient } from "./app-client.js";
+import { h1Downstream, h2Downstream } from "./downstream.js";
+import { DrainTracker } from "./drain.js";
+import { Flag, FlagSet } from "./flags.js";
+import {
+  type HeadResult,
+  h1RequestHead,
+  h2RequestHead,
+  headerGetter,
+  isInternalHeader,
+  joinHeader,
+  type RequestHead,
+  validOriginTarget,
+  XFCC,
+} from "./headers.js";
+import { createH1Server, createH2Server } from "./listener.js";
+import { rawLocalReply } from "./local-reply.js";
+import { relay } from "./relay.js";
+import {
+  type Downstream,
+  type HttpLimits,
+  type InboundAuthorize,
+  type InboundDecision,
+  type InboundRequestEvent,
+  type IncomingHeaders,
+  resolveLimits,
+} from "./types.js";
+import { endWith, filterRaw, relayUpgrade } from "./upgrade.js";
+
+/**
+ * The inbound side: verified mTLS connections from peer proxies (ALPN "h2"
+ * for requests, "http/1.1" for upgrades) → authorize → the app on loopback.
+ * A refusal is answered here and never touches the app. The app sees the
+ * canonical target that was authorized, never the raw one, and an
+ * `x-forwarded-client-cert` we set (whatever the peer sent is dropped).
+ */
+
+export interface InboundPeer {
+  service: string;
+  spiffeId: string;
+}
+
+export interface InboundHttpOptions {
+  app: AppTarget;
+  authorize: InboundAuthorize;
+  /** The proxy's own SPIFFE ID, for x-forwarded-client-cert. */
+  selfSpiffeId: string;
+  /** Larger bodies get 413 (declared Content-Length up front, streamed bytes as they come). */
+  maxRequestBodyBytes?: number;
+  logger?: DataplaneLogger;
+  onRequest?: (e: InboundRequestEvent) => void;
+  limits?: Partial<HttpLimits>;
+  /** Connecting to the app (upgrades); default 5 s. */
+  appConnectTimeoutMs?: number;
+}
+
+export interface InboundHttp {
+  /** A verified connection whose ALPN is "h2" (requests) or "http/1.1" (upgrades). */
+  handle(socket: TLSSocket, peer: InboundPeer): void;
+  close(): Promise<void>;
+  destroy(): void;
+  inFlight(): number;
+}
+
+const noop = (): void => {};
+const FORWARDED_PROTO = "x-forwarded-proto";
+/** node:http's errors for a request it refuses to write (a value or target that would break framing). */
+const INVALID_REQUEST_ERRORS = new Set([
+  "ERR_INVALID_CHAR",
+  "ERR_UNESCAPED_CHARACTERS",
+  "ERR_INVALID_HTTP_TOKEN",
+]);
+
+export function createInboundHttp(opts: InboundHttpOptions): InboundHttp {
+  const limits = resolveLimits(opts.limits);
+  const tracker = new DrainTracker();
+  const logger = opts.logger;
+  const app = createAppClient(opts.app, logger);
+  const sessionPeers = new WeakMap<ServerHttp2Session, InboundPeer>();
+  const socketPeers = new WeakMap<Duplex, InboundPeer>();
+  /** The peer of the connection being handed to the HTTP/2 server (its "session" event is synchronous). */
+  let handing: InboundPeer | undefined;
+
+  const xfcc = (peer: InboundPeer): string => `By=${opts.selfSpiffeId};URI=${peer.spiffeId}`;
+
+  const report = (peer: InboundPeer, started: number, status: number, flags: FlagSet): void => {
+    try {
+      opts.onRequest?.({
+        peerService: peer.service,
+        status,
+        flags: flags.toString(),
+        durationMs: performance.now() - started,
+      });
+    } catch {
+      // Metrics must never break traffic.
+    }
+  };
+
+  type Verdict = { ok: true; target: string } | { ok: false; status: number; body: string; flags: string };
+
+  /** Authorization, failing closed: a throwing authorizer or an unusable target refuses the request. */
+  const decide = (
+    peer: InboundPeer,
+    method: string,
+    rawTarget: string,
+    headers: IncomingHeaders,
+  ): Verdict => {
+    let decision: InboundDecision;
+    try {
+      decision = opts.authorize({
+        peerService: peer.service,
+        method,
+        rawTarget,
+        header: headerGetter(headers),
+      });
+    } catch (e) {
+      logger?.warn({ peer: peer.service, error: describeError(e) }, "inbound authorization failed");
+      return { ok: false, status: 500, body: "internal proxy error", flags: "" };
+    }
+    if (!decision.allow)
+      return { ok: false, status: decision.status, body: decision.body, flags: decision.flags };
+    const target = decision.target;
+    if (!(target === "*" ? method === "OPTIONS" : validOriginTarget(target))) {
+      logger?.warn({ peer: peer.service, target }, "authorizer returned an invalid target");
+      return { ok: false, status: 400, body: "invalid request target", flags: Flag.DownstreamProtocolError };
+    }
+    return { ok: true, target };
+  };
+
+  async function forward(down: Downstream, head: RequestHead): Promise<{ status: number; flags: FlagSet }> {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const prepared = await app.prepare();
+      if (!prepared.ok) {
+        logger?.warn(
+          { app: `${opts.app.host}:${opts.app.port}`, error: prepared.detail },
+          "local app unreachable",
+        );
+        down.localReply(503, "upstream connect error", Flag.UpstreamConnectionFailure);
+        return { status: 503, flags: new FlagSet().add(Flag.UpstreamConnectionFailure) };
+      }
+      const outcome = await relay(down, (events) => prepared.open(head, down.body === undefined, events), {
+        ...(opts.maxRequestBodyBytes !== undefined ? { maxRequestBodyBytes: opts.maxRequestBodyBytes } : {}),
+      });
+      if (outcome.kind === "done") {
+        if (outcome.flags.has(Flag.UpstreamConnectionFailure)) {
+          logger?.warn({ app: `${opts.app.host}:${opts.app.port}` }, "local app unreachable");
+        }
+        return { status: outcome.status, flags: outcome.flags };
+      }
+      if (outcome.kind === "open-failed") {
+        const code = (outcome.error as NodeJS.ErrnoException | undefined)?.code;
+        if (code !== undefined && INVALID_REQUEST_ERRORS.has(code)) {
+          down.localReply(400, "request cannot be forwarded", Flag.DownstreamProtocolError);
+          return { status: 400, flags: new FlagSet().add(Flag.DownstreamProtocolError) };
+        }
+      }
+      // The app's h2c session was closing, or refused the stream: one more try on a fresh one.
+    }
+    down.localReply(503, "upstream connect error", Flag.UpstreamConnectionFailure);
+    return { status: 503, flags: new FlagSet().add(Flag.UpstreamConnectionFailure) };
+  }
+
+  function exchange(
+    down: Downstream,
+    parsed: HeadResult,
+    rawTarget: string,
+    headers: IncomingHeaders,
+    peer: InboundPeer,
+    socket: Duplex | undefined,
+  ): void {
+    const started = performance.now();
+    tracker.begin(socket);
+    const done = (status: number, flags: FlagSet): void => {
+      tracker.end(socket);
+      report(peer, started, status, flags);
+    };
+    const refuse = (status: number, body: string, flags: string): void => {
+      down.localReply(status, body, flags);
+      done(status, new FlagSet().add(flags));
+    };
+    if (!parsed.ok) {
+      refuse(parsed.status, parsed.reason, Flag.DownstreamProtocolError);
+      return;
+    }
+    const verdict = decide(peer, parsed.head.method, rawTarget, headers);
+    if (!verdict.ok) {
+      refuse(verdict.status, verdict.body, verdict.flags);
+      return;
+    }
+    const limit = opts.maxRequestBodyBytes;
+    const declared = Number(joinHeader(headers["content-length"]) ?? "0");
+    if (limit !== undefined && declared > limit) {
+      refuse(413, "request body too large", "");
+      return;
+    }
+    const head: RequestHead = {
+      ...parsed.head,
+      path: verdict.target,
+      headers: {
+        ...withoutForwardedProto(parsed.head.headers),
+        [XFCC]: xfcc(peer),
+        [FORWARDED_PROTO]: "http",
+      },
+    };
+    forward(down, head).then(
+      (r) => done(r.status, r.flags),
+      (e: unknown) => {
+        logger?.warn({ peer: peer.service, error: describeError(e) }, "inbound request failed");
+        down.localReply(500, "internal proxy error", "");
+        done(500, new FlagSet());
+      },
+    );
+  }
+
+  const h2 = createH2Server(
+    limits,
+    tracker,
+    (session: ServerHttp2Session) => {
+      if (handing === undefined) {
+        // Only connections handed in by handle() (with their verified peer) are served.
+        session.destroy();
+        return;
+      }
+      sessionPeers.set(session, handing);
+    },
+    (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number) => {
+      const peer = sessionPeers.get(stream.session as ServerHttp2Session);
+      if (peer === undefined) {
+        stream.close();
+        return;
+      }
+      const down = h2Downstream(stream, headers, flags);
+      const rawTarget = joinHeader(headers[":path"]) ?? "";
+      exchange(down, h2RequestHead(headers, { stripInternal: true }), rawTarget, headers, peer, undefined);
+    },
+  );
+
+  const h1 = createH1Server(limits, tracker, {
+    request(req: IncomingMessage, res: ServerResponse) {
+      const peer = socketPeers.get(req.socket);
+      if (peer === undefined) {
+        res.destroy();
+        return;
+      }
+      const down = h1Downstream(req, res, { closeAfter: () => tracker.draining });
+      exchange(
+        down,
+        h1RequestHead(req, { stripInternal: true }),
+        req.url ?? "",
+        req.headers,
+        peer,
+        req.socket,
+      );
+    },
+    upgrade(req: IncomingMessage, socket: Duplex, head: Buffer) {
+      void upgrade(req, socket, head);
+    },
+  });
+
+  function connectApp(): Promise<net.Socket> {
+    return new Promise((resolve, reject) => {
+      const sock = net.connect({ host: opts.app.host, port: opts.app.port });
+      const timer = setTimeout(() => {
+        sock.destroy();
+        reject(new Error("connect timeout"));
+      }, opts.appConnectTimeoutMs ?? 5_000);
+      sock.once("connect", () => {
+        clearTimeout(timer);
+        resolve(sock);
+      });
+      // Stays attached: the socket must never be without an "error" listener.
+      sock.on("error", (e: Error) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+    });
+  }
+
+  async function upgrade(req: IncomingMessage, socket: Duplex, clientHead: Buffer): Promise<void> {
+    const peer = socketPeers.get(socket);
+    if (peer === undefined) {
+      socket.destroy();
+      return;
+    }
+    const started = performance.now();
+    tracker.begin();
+    tracker.tunnel(socket);
+    let status = 0;
+    const flags = new FlagSet();
+    const refuse = (s: number, body: string, f: string): void => {
+      status = s;
+      flags.add(f);
+      endWith(socket, rawLocalReply(s, body, f));
+    };
+    try {
+      const parsed = h1RequestHead(req, { stripInternal: true });
+      if (!parsed.ok) {
+        refuse(parsed.status, parsed.reason, Flag.DownstreamProtocolError);
+        return;
+      }
+      const verdict = decide(peer, parsed.head.method, req.url ?? "", req.headers);
+      if (!verdict.ok) {
+        refuse(verdict.status, verdict.body, verdict.flags);
+        return;
+      }
+      let appSocket: net.Socket;
+      try {
+        appSocket = await connectApp();
+      } catch (e) {
+        logger?.warn(
+          { app: `${opts.app.host}:${opts.app.port}`, error: describeError(e) },
+          "local app unreachable",
+        );
+        refuse(503, "upstream connect error", Flag.UpstreamConnectionFailure);
+        return;
+      }
+      if (socket.destroyed) {
+        appSocket.destroy();
+        flags.add(Flag.DownstreamConnectionTermination);
+        return;
+      }
+      const rawHeaders = filterRaw(
+        req.rawHeaders,
+        (name) => isInternalHeader(name) || name === FORWARDED_PROTO,
+      );
+      rawHeaders.push(XFCC, xfcc(peer), FORWARDED_PROTO, "http");
+      const result = await relayUpgrade({
+        client: socket,
+        clientHead,
+        upstream: appSocket,
+        request: { method: parsed.head.method, path: verdict.target, rawHeaders },
+        idleTimeoutMs: limits.idleTimeoutMs,
+        maxHeaderSize: limits.maxHeaderBytes,
+      });
+      status = result.status;
+      flags.addAll(result.flags);
+    } catch (e) {
+      logger?.warn({ peer: peer.service, error: describeError(e) }, "inbound upgrade failed");
+      socket.destroy();
+    } finally {
+      tracker.end();
+      report(peer, started, status, flags);
+    }
+  }
+
+  return {
+    handle(socket, peer) {
+      socket.on("error", noop);
+      if (tracker.draining) {
+        socket.destroy();
+        return;
+      }
+      const who: InboundPeer = { service: peer.service, spiffeId: peer.spiffeId };
+      if (socket.alpnProtocol === "h2") {
+        handing = who;
+        try {
+          h2.emit("connection", socket);
+        } finally {
+          handing = undefined;
+        }
+      } else if (socket.alpnProtocol === "http/1.1") {
+        socketPeers.set(socket, who);
+        tracker.addConnection(socket);
+        h1.emit("connection", socket);
+      } else {
+        socket.destroy();
+      }
+    },
+    async close() {
+      await tracker.drain();
+      await app.close();
+      h1.close();
+    },
+    destroy() {
+      tracker.destroyAll();
+      app.destroy();
+      h1.close();
+    },
+    inFlight: () => tracker.inFlight,
+  };
+}
+
+function withoutForwardedProto(headers: RequestHead["headers"]): RequestHead["headers"] {
+  const { [FORWARDED_PROTO]: _dropped, ...rest } = headers;
+  return rest;
+}

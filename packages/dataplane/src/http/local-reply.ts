@@ -1,0 +1,78 @@
+import { STATUS_CODES } from "node:http";
+import { FLAGS_HEADER, NO_FLAGS } from "./flags.js";
+import type { HeaderMap } from "./types.js";
+
+/**
+ * Responses the proxy makes itself (Envoy's sendLocalReply): one shape for
+ * every refusal, with the response flags in a header. A gRPC client gets a
+ * trailers-only response carrying the equivalent grpc-status instead of an
+ * HTTP error it would turn into a vague UNKNOWN. Bodies are fixed texts:
+ * never a stack trace, never an internal address.
+ */
+
+export interface LocalReply {
+  status: number;
+  headers: HeaderMap;
+  /** Empty for gRPC: everything is in the (trailers-only) head. */
+  body: string;
+  /** The head ends the stream (gRPC trailers-only). */
+  endStream: boolean;
+}
+
+// https://github.com/grpc/grpc/blob/master/doc/http-grpc-status-mapping.md, with the more telling
+// codes where the proxy knows the cause (timeouts, limits).
+const GRPC_FOR_HTTP: Readonly<Record<number, number>> = {
+  400: 13,
+  401: 16,
+  403: 7,
+  404: 12,
+  405: 12,
+  408: 4,
+  413: 8,
+  429: 14,
+  431: 8,
+  501: 12,
+  502: 14,
+  503: 14,
+  504: 4,
+};
+
+export function grpcStatusFor(httpStatus: number): number {
+  return GRPC_FOR_HTTP[httpStatus] ?? 2;
+}
+
+/** grpc-message is percent-encoded UTF-8: everything outside 0x20–0x7E, and '%' itself. */
+export function encodeGrpcMessage(message: string): string {
+  let out = "";
+  for (const byte of Buffer.from(message, "utf8")) {
+    if (byte >= 0x20 && byte <= 0x7e && byte !== 0x25) out += String.fromCharCode(byte);
+    else out += `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
+  }
+  return out;
+}
+
+export function localReply(status: number, body: string, flags: string, grpc: boolean): LocalReply {
+  const headers: HeaderMap = {};
+  if (flags !== "" && flags !== NO_FLAGS) headers[FLAGS_HEADER] = flags;
+  if (grpc) {
+    headers["content-type"] = "application/grpc";
+    headers["grpc-status"] = String(grpcStatusFor(status));
+    headers["grpc-message"] = encodeGrpcMessage(body);
+    return { status: 200, headers, body: "", endStream: true };
+  }
+  headers["content-type"] = "text/plain; charset=utf-8";
+  headers["content-length"] = String(Buffer.byteLength(body));
+  return { status, headers, body, endStream: false };
+}
+
+/** A whole HTTP/1.1 response for a raw socket (upgrade paths), closing the connection. */
+export function rawLocalReply(status: number, body: string, flags: string): string {
+  const reply = localReply(status, body, flags, false);
+  let head = `HTTP/1.1 ${status} ${reasonPhrase(status)}\r\n`;
+  for (const [name, value] of Object.entries(reply.headers)) head += `${name}: ${String(value)}\r\n`;
+  return `${head}connection: close\r\n\r\n${body}`;
+}
+
+export function reasonPhrase(status: number): string {
+  return STATUS_CODES[status] ?? "Unknown";
+}

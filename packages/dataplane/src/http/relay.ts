@@ -1,0 +1,176 @@
+import type { Readable } from "node:stream";
+import { Flag, FlagSet } from "./flags.js";
+import { bodilessStatus } from "./headers.js";
+import type { Downstream, UpstreamCall, UpstreamEvents, UpstreamFailure } from "./types.js";
+
+/**
+ * One exchange between a Downstream and an UpstreamCall: the request body
+ * flows up, the response (head, body, trailers) flows down, both with
+ * backpressure (pipe), never buffered whole. Every way an exchange can end
+ * goes through `settle` exactly once:
+ *
+ * - the upstream completes → the response is ended with its trailers;
+ * - the upstream fails before the response head → a local reply (503…);
+ *   after it → the downstream is reset, never truncated silently;
+ * - the timeout fires → 504 (UT), or a reset once the head is out;
+ * - the body exceeds the limit → 413, or a reset;
+ * - the downstream goes away → the upstream call is cancelled (DC).
+ */
+
+export interface RelayOptions {
+  /** Time left for the whole exchange; none = no limit. */
+  timeoutMs?: number;
+  maxRequestBodyBytes?: number;
+  /** A stream the upstream refused (it did not process it) ends the relay with "retry" when no byte was sent. */
+  retryRefused?: boolean;
+}
+
+export type RelayOutcome =
+  | { kind: "done"; status: number; flags: FlagSet }
+  /** The upstream refused the stream before anything was sent: the caller may try elsewhere. */
+  | { kind: "retry"; detail: string }
+  /** The call could not even be opened (e.g. the session is closing); nothing was sent or replied. */
+  | { kind: "open-failed"; error: unknown };
+
+const MESSAGES: Record<UpstreamFailure, { status: number; text: string; flag: string }> = {
+  connect: { status: 503, text: "upstream connect error", flag: Flag.UpstreamConnectionFailure },
+  refused: { status: 503, text: "upstream refused the stream", flag: Flag.UpstreamRemoteReset },
+  reset: { status: 503, text: "upstream reset before response headers", flag: Flag.UpstreamRemoteReset },
+  protocol: { status: 502, text: "upstream sent an invalid response", flag: Flag.UpstreamProtocolError },
+};
+
+export function relay(
+  down: Downstream,
+  open: (events: UpstreamEvents) => UpstreamCall,
+  opts: RelayOptions = {},
+): Promise<RelayOutcome> {
+  return new Promise((resolve) => {
+    const flags = new FlagSet();
+    let status = 0;
+    let settled = false;
+    let requestBytes = 0;
+    let requestEnded = down.body === undefined;
+    let responseBody: Readable | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    let call: UpstreamCall | undefined;
+
+    const settle = (outcome: RelayOutcome): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      const body = down.body;
+      if (body !== undefined && !body.readableEnded) {
+        // Whatever the client still sends is read and dropped, so its connection stays usable.
+        body.unpipe();
+        body.resume();
+      }
+      resolve(outcome);
+    };
+
+    /** Ends the exchange on the proxy's own terms: a local reply if nothing was sent yet, else a reset. */
+    const abort = (httpStatus: number, text: string, flag: string): void => {
+      if (settled) return;
+      flags.add(flag);
+      call?.cancel();
+      if (responseBody !== undefined) responseBody.unpipe(down.sink);
+      if (down.headersSent) {
+        down.reset();
+      } else {
+        status = httpStatus;
+        down.localReply(httpStatus, text, flag);
+      }
+      settle({ kind: "done", status, flags });
+    };
+
+    const events: UpstreamEvents = {
+      response(head, body) {
+        if (settled) {
+          body.resume();
+          return;
+        }
+        responseBody = body;
+        status = head.status;
+        const bodiless = head.endStream || bodilessStatus(head.status, down.method);
+        if (!down.respond(head.status, head.headers, bodiless)) {
+          body.resume();
+          abort(502, "upstream sent an invalid response", Flag.UpstreamProtocolError);
+          return;
+        }
+        if (bodiless) body.resume();
+        else body.pipe(down.sink, { end: false });
+      },
+      complete(trailers) {
+        if (settled) return;
+        if (!down.headersSent) {
+          abort(502, "upstream ended without a response", Flag.UpstreamProtocolError);
+          return;
+        }
+        down.end(trailers);
+        // The response is whole; a request still streaming (the server answered early) is abandoned.
+        if (!requestEnded) call?.cancel();
+        settle({ kind: "done", status, flags });
+      },
+      fail(kind, detail) {
+        if (settled) return;
+        if (kind === "refused" && opts.retryRefused && down.body === undefined && !down.headersSent) {
+          settle({ kind: "retry", detail });
+          return;
+        }
+        const m = MESSAGES[kind];
+        abort(m.status, m.text, m.flag);
+      },
+    };
+
+    try {
+      call = open(events);
+    } catch (error) {
+      settle({ kind: "open-failed", error });
+      return;
+    }
+    if (settled) {
+      call.cancel();
+      return;
+    }
+
+    down.onGone(() => {
+      if (settled) return;
+      flags.add(Flag.DownstreamConnectionTermination);
+      call?.cancel();
+      settle({ kind: "done", status, flags });
+    });
+
+    if (opts.timeoutMs !== undefined) {
+      timer = setTimeout(
+        () => abort(504, "upstream request timeout", Flag.UpstreamRequestTimeout),
+        Math.max(0, opts.timeoutMs),
+      );
+    }
+
+    const body = down.body;
+    const sink = call.requestSink;
+    if (body === undefined || sink === undefined) {
+      call.endRequest(undefined);
+      return;
+    }
+    const limit = opts.maxRequestBodyBytes;
+    body.on("data", (chunk: Buffer) => {
+      requestBytes += chunk.length;
+      if (limit !== undefined && requestBytes > limit) {
+        abort(413, "request body too large", "");
+      }
+    });
+    body.once("end", () => {
+      if (settled) return;
+      if (!down.bodyComplete()) {
+        // The client reset or dropped mid-body: the upstream must see a reset, never a complete request.
+        flags.add(Flag.DownstreamConnectionTermination);
+        call?.cancel();
+        settle({ kind: "done", status, flags });
+        return;
+      }
+      requestEnded = true;
+      call?.endRequest(down.trailers());
+    });
+    body.pipe(sink, { end: false });
+  });
+}

@@ -1,0 +1,170 @@
+import type { Readable, Writable } from "node:stream";
+
+/**
+ * The contracts of the L7 engine: what the sidecar hands in (clusters,
+ * authorization) and the two seams every exchange passes through — a
+ * Downstream (whoever asked: the app on the outbound side, the peer proxy on
+ * the inbound side) and an UpstreamCall (whoever answers). relay.ts moves
+ * bytes between one of each; the adapters hide HTTP/1.1 versus HTTP/2.
+ */
+
+export type HttpProtocol = "http" | "http2" | "grpc";
+
+/**
+ * Header fields in HTTP/2 form: lowercase names, no pseudo-headers, no
+ * connection-specific fields. An array means the field appeared more than
+ * once (set-cookie); everything else is one string.
+ */
+export type HeaderMap = Record<string, string | string[]>;
+
+/** Incoming headers as node:http and node:http2 present them. */
+export type IncomingHeaders = Record<string, string | string[] | undefined>;
+
+export interface PickedEndpoint {
+  endpoint: { id: string; address: string; port: number };
+  /** Called exactly once when the request that picked this endpoint is over (for least-request counters). */
+  done(): void;
+}
+
+/** One upstream as the outbound side sees it; a new object may be supplied per request when config changes. */
+export interface UpstreamCluster {
+  /** The peer must present spiffe://…/svc/<service> (passed to connectMtls as expectService). */
+  service: string;
+  protocol: HttpProtocol;
+  connectTimeoutMs: number;
+  /** Whole request, from the first byte received to the last byte relayed; exceeded → 504, flag UT. */
+  requestTimeoutMs?: number;
+  /** Skips ids in exclude; undefined = nothing left. Must not throw. */
+  pick(ctx: { hashKey?: string; exclude: ReadonlySet<string> }): PickedEndpoint | undefined;
+  /** Computes the ring-hash key from the request headers / source address, or undefined. */
+  hashKey?(headers: IncomingHeaders, remoteAddress: string | undefined): string | undefined;
+}
+
+export interface InboundAuthorizeRequest {
+  /** The verified service of the calling proxy. */
+  peerService: string;
+  method: string;
+  /** The request-target exactly as received (path and query). */
+  rawTarget: string;
+  /** A request header by lowercase name; repeated fields joined with ", ". */
+  header(name: string): string | undefined;
+}
+
+export type InboundDecision =
+  | { allow: true /** The canonical target to forward (the form that was authorized). */; target: string }
+  | { allow: false; status: number; body: string; flags: string };
+
+/** Canonicalizes the target and applies intentions. Must not throw; must not block. */
+export type InboundAuthorize = (req: InboundAuthorizeRequest) => InboundDecision;
+
+/** Per-request record for metrics and access logs. `flags` is "-" when nothing went wrong. */
+export interface OutboundRequestEvent {
+  upstream: string;
+  status: number;
+  flags: string;
+  durationMs: number;
+  endpointId?: string;
+}
+
+export interface InboundRequestEvent {
+  peerService: string;
+  status: number;
+  flags: string;
+  durationMs: number;
+}
+
+/**
+ * Bounds applied to every connection of a listener (Envoy's edge guidance).
+ * The defaults suit a sidecar; tests shorten the timeouts.
+ */
+export interface HttpLimits {
+  /** Largest request head (HTTP/1.1) or header list (HTTP/2), bytes; beyond → 431 / stream reset. */
+  maxHeaderBytes: number;
+  /** Most header fields in one request. */
+  maxHeaderCount: number;
+  /** A request head must arrive within this (slowloris); → 408 and close. */
+  headersTimeoutMs: number;
+  /** An HTTP/1.1 connection idle between requests is closed after this. */
+  keepAliveTimeoutMs: number;
+  /** A connection (or HTTP/2 session) with no traffic at all for this long is closed. */
+  idleTimeoutMs: number;
+  /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS we advertise. */
+  maxConcurrentStreams: number;
+}
+
+export const DEFAULT_LIMITS: Readonly<HttpLimits> = Object.freeze({
+  maxHeaderBytes: 16 * 1024,
+  maxHeaderCount: 100,
+  headersTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 60_000,
+  idleTimeoutMs: 300_000,
+  maxConcurrentStreams: 100,
+});
+
+export function resolveLimits(partial: Partial<HttpLimits> | undefined): HttpLimits {
+  return { ...DEFAULT_LIMITS, ...partial };
+}
+
+// ---------------------------------------------------------------------------
+// The two seams relay.ts works with.
+
+/** The side that sent the request and waits for the response. */
+export interface Downstream {
+  readonly method: string;
+  /** The request is gRPC (content-type application/grpc…): local replies become trailers-only gRPC statuses. */
+  readonly grpc: boolean;
+  /** The request body, not yet flowing; undefined when the request has none. */
+  readonly body: Readable | undefined;
+  /** Request trailers; complete once `body` has ended. */
+  trailers(): HeaderMap | undefined;
+  /** Whether the body's "end" was a real end of message (not a reset or a closed connection). */
+  bodyComplete(): boolean;
+  /** Whether the response head has been sent. */
+  readonly headersSent: boolean;
+  /** Sends the response head; endStream: no body and no trailers follow. False: the head could not be written. */
+  respond(status: number, headers: HeaderMap, endStream: boolean): boolean;
+  /** Where the response body goes, after respond(…, false). */
+  readonly sink: Writable;
+  /** Ends the response, with trailers when any. A no-op after respond(…, true). */
+  end(trailers: HeaderMap | undefined): void;
+  /** Tells the client the response is broken: RST_STREAM for HTTP/2, the connection closed for HTTP/1.1. */
+  reset(): void;
+  /** A response made by the proxy itself (text/plain, or a trailers-only status for gRPC). */
+  localReply(status: number, body: string, flags: string): void;
+  /** Runs once when the client goes away before the response is complete. */
+  onGone(fn: () => void): void;
+}
+
+export interface UpstreamResponseHead {
+  status: number;
+  headers: HeaderMap;
+  /** Nothing follows the head (HTTP/2 END_STREAM on HEADERS: a gRPC trailers-only response). */
+  endStream: boolean;
+}
+
+export type UpstreamFailure =
+  /** The connection could not be made: nothing was sent. */
+  | "connect"
+  /** The peer refused the stream (REFUSED_STREAM / GOAWAY): it did not process the request. */
+  | "refused"
+  /** The stream or connection broke after the request went out. */
+  | "reset"
+  /** The upstream answered with something that cannot be relayed. */
+  | "protocol";
+
+/** What an upstream adapter reports to the relay. Each ends the call at most once. */
+export interface UpstreamEvents {
+  response(head: UpstreamResponseHead, body: Readable): void;
+  /** The response is complete; trailers when any. */
+  complete(trailers: HeaderMap | undefined): void;
+  fail(kind: UpstreamFailure, detail: string): void;
+}
+
+export interface UpstreamCall {
+  /** Where the request body goes; undefined when the request was sent without one. */
+  readonly requestSink: Writable | undefined;
+  /** Ends the request body, with trailers when any. */
+  endRequest(trailers: HeaderMap | undefined): void;
+  /** Abandons the call (RST_STREAM CANCEL, or the connection closed). Idempotent. */
+  cancel(): void;
+}

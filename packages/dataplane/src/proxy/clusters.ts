@@ -1,0 +1,126 @@
+/**
+ * The proxy's clusters (Envoy's cluster manager): one per snapshot cluster,
+ * each with a load balancer built from its `lb` config. A new snapshot
+ * updates the endpoints of a cluster whose policy is unchanged (its
+ * balancer keeps per-endpoint state such as in-flight counts), replaces the
+ * balancer when the policy changed, and drops clusters no longer present.
+ * A cluster object is what the HTTP and TCP engines see as an upstream.
+ */
+import type {
+  ClusterConfig,
+  HashPolicy,
+  LbConfig,
+  ProxySnapshot,
+  SnapshotProtocol,
+} from "@weft/api/snapshot";
+import { type Balancer, createBalancer } from "../cluster/lb/index.js";
+import type { PickedEndpoint } from "../tcp/tcp-proxy.js";
+
+export class LiveCluster {
+  private balancer: Balancer;
+  private lbKey: string;
+
+  constructor(public config: ClusterConfig) {
+    this.balancer = createBalancer(config.lb);
+    this.lbKey = lbKeyOf(config.lb);
+    this.balancer.update(config.endpoints);
+  }
+
+  get service(): string {
+    return this.config.service;
+  }
+  get protocol(): SnapshotProtocol {
+    return this.config.protocol;
+  }
+  get connectTimeoutMs(): number {
+    return this.config.connectTimeoutMs;
+  }
+  get idleTimeoutMs(): number {
+    return this.config.idleTimeoutMs;
+  }
+  get requestTimeoutMs(): number | undefined {
+    return this.config.requestTimeoutMs;
+  }
+
+  update(config: ClusterConfig): void {
+    const key = lbKeyOf(config.lb);
+    if (key !== this.lbKey) {
+      this.balancer = createBalancer(config.lb);
+      this.lbKey = key;
+    }
+    this.config = config;
+    this.balancer.update(config.endpoints);
+  }
+
+  pick(ctx: { hashKey?: string; exclude: ReadonlySet<string> }): PickedEndpoint | undefined {
+    const r = this.balancer.pick(ctx);
+    return r.type === "complete" ? r : undefined;
+  }
+
+  /** The ring-hash key of a request: the first `hashOn` input present, else the source address. */
+  hashKey(
+    headers: Record<string, string | string[] | undefined>,
+    remoteAddress: string | undefined,
+  ): string | undefined {
+    const lb = this.config.lb;
+    if (lb.policy !== "ring_hash") return undefined;
+    for (const h of lb.hashOn ?? []) {
+      const v = hashInput(h, headers, remoteAddress);
+      if (v !== undefined) return v;
+    }
+    return lb.hashOn ? undefined : remoteAddress;
+  }
+}
+
+function hashInput(
+  h: HashPolicy,
+  headers: Record<string, string | string[] | undefined>,
+  remoteAddress: string | undefined,
+): string | undefined {
+  if (h.sourceIp) return remoteAddress;
+  if (h.header !== undefined) {
+    const v = headers[h.header.toLowerCase()];
+    return Array.isArray(v) ? v.join(",") : v;
+  }
+  if (h.cookie !== undefined) {
+    const raw = headers.cookie;
+    const all = Array.isArray(raw) ? raw.join("; ") : raw;
+    if (!all) return undefined;
+    for (const part of all.split(";")) {
+      const eq = part.indexOf("=");
+      if (eq > 0 && part.slice(0, eq).trim() === h.cookie) return part.slice(eq + 1).trim();
+    }
+  }
+  return undefined;
+}
+
+function lbKeyOf(lb: LbConfig): string {
+  return JSON.stringify([lb.policy, lb.choiceCount, lb.ringSize, lb.hashOn]);
+}
+
+export class ClusterSet {
+  private readonly clusters = new Map<string, LiveCluster>();
+
+  /** Builds every balancer first, so a snapshot that cannot be applied throws before anything changed. */
+  apply(snapshot: ProxySnapshot): void {
+    const next = new Map<string, LiveCluster | ClusterConfig>();
+    for (const [name, cfg] of Object.entries(snapshot.clusters)) {
+      const live = this.clusters.get(name);
+      if (live && lbKeyOf(live.config.lb) === lbKeyOf(cfg.lb)) next.set(name, cfg);
+      else next.set(name, new LiveCluster(cfg));
+    }
+    for (const name of [...this.clusters.keys()]) if (!next.has(name)) this.clusters.delete(name);
+    for (const [name, v] of next) {
+      if (v instanceof LiveCluster) this.clusters.set(name, v);
+      else this.clusters.get(name)?.update(v);
+    }
+  }
+
+  get(name: string): LiveCluster | undefined {
+    return this.clusters.get(name);
+  }
+
+  names(): string[] {
+    return [...this.clusters.keys()];
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * The sidecar's first set of Prometheus metrics (prom-client, a registry of
+ * its own, not the global one). Labels are bounded: service names come from
+ * the snapshot or verified peer identities, codes are classes, never paths
+ * or ids. The full telemetry (routes, histograms per edge, tracing) is its
+ * own issue; the names here follow Prometheus conventions so it can extend
+ * them without renaming.
+ */
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+
+export type Direction = "inbound" | "outbound";
+
+export class ProxyMetrics {
+  readonly registry = new Registry();
+  readonly requests: Counter<
+    "direction" | "source_service" | "destination_service" | "response_code_class" | "response_flags"
+  >;
+  readonly duration: Histogram<"direction" | "source_service" | "destination_service">;
+  readonly tcpConnections: Counter<"direction" | "source_service" | "destination_service" | "result">;
+  readonly tcpBytes: Counter<"direction" | "source_service" | "destination_service" | "flow">;
+  readonly denials: Counter<"source_service" | "reason">;
+  readonly configConnected: Gauge;
+  readonly configUpdates: Counter<"result">;
+  readonly certExpiry: Gauge;
+  readonly ready: Gauge;
+
+  constructor(readonly service: string) {
+    const registers = [this.registry];
+    this.requests = new Counter({
+      name: "weft_proxy_requests_total",
+      help: "HTTP requests handled by the sidecar, by direction, source and destination service, response code class and response flags.",
+      labelNames: [
+        "direction",
+        "source_service",
+        "destination_service",
+        "response_code_class",
+        "response_flags",
+      ],
+      registers,
+    });
+    this.duration = new Histogram({
+      name: "weft_proxy_request_duration_seconds",
+      help: "Time from request received to response complete, as seen by the sidecar.",
+      labelNames: ["direction", "source_service", "destination_service"],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.tcpConnections = new Counter({
+      name: "weft_proxy_tcp_connections_total",
+      help: "TCP (L4) connections proxied, by direction, source and destination service and result.",
+      labelNames: ["direction", "source_service", "destination_service", "result"],
+      registers,
+    });
+    this.tcpBytes = new Counter({
+      name: "weft_proxy_tcp_bytes_total",
+      help: "Bytes proxied over TCP (L4) connections; flow is sent (towards the destination) or received.",
+      labelNames: ["direction", "source_service", "destination_service", "flow"],
+      registers,
+    });
+    this.denials = new Counter({
+      name: "weft_proxy_authz_denied_total",
+      help: "Requests and connections refused by intentions at the inbound listener, by source and reason code.",
+      labelNames: ["source_service", "reason"],
+      registers,
+    });
+    this.configConnected = new Gauge({
+      name: "weft_proxy_control_plane_connected",
+      help: "1 while the config stream to the control plane is up.",
+      registers,
+    });
+    this.configUpdates = new Counter({
+      name: "weft_proxy_config_updates_total",
+      help: "Config snapshots received, by result (applied or rejected).",
+      labelNames: ["result"],
+      registers,
+    });
+    this.certExpiry = new Gauge({
+      name: "weft_proxy_certificate_expiry_timestamp_seconds",
+      help: "When the sidecar's current workload certificate expires (Unix time).",
+      registers,
+    });
+    this.ready = new Gauge({
+      name: "weft_proxy_ready",
+      help: "1 when the sidecar is ready to serve.",
+      registers,
+    });
+  }
+
+  request(
+    direction: Direction,
+    source: string,
+    destination: string,
+    status: number,
+    flags: string,
+    durationMs: number,
+  ): void {
+    const cls = status >= 100 && status < 600 ? `${Math.floor(status / 100)}xx` : "other";
+    this.requests.inc({
+      direction,
+      source_service: source,
+      destination_service: destination,
+      response_code_class: cls,
+      response_flags: flags === "" ? "-" : flags,
+    });
+    this.duration.observe(
+      { direction, source_service: source, destination_service: destination },
+      durationMs / 1000,
+    );
+  }
+}

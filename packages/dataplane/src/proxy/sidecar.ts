@@ -1,0 +1,532 @@
+/**
+ * The sidecar: assembles identity, registration, health, config stream,
+ * inbound and outbound listeners and the admin listener into one proxy.
+ *
+ * Start-up order (fail closed: nothing is served without an identity and a
+ * config): admin listener (so /ready answers "not yet") -> identity (key,
+ * CSR, certificate; retried while the control plane is away) -> inbound mTLS
+ * listener -> register the instance (address = the inbound listener, one TTL
+ * check fed by the app health checker) -> config stream -> first snapshot
+ * applied -> outbound listeners -> ready.
+ *
+ * Stop (SIGTERM): not ready -> deregister (peers stop picking us) -> stop
+ * accepting -> finish in-flight requests (bounded by drainTimeoutMs) ->
+ * close streams, timers, sockets.
+ */
+import { randomBytes } from "node:crypto";
+import net, { type AddressInfo } from "node:net";
+import type { TLSSocket, Server as TlsServer } from "node:tls";
+import type { WeftClient } from "@weft/api/client";
+import type { ProxySnapshot, SnapshotProtocol } from "@weft/api/snapshot";
+import { Backoff, type Clock, describeError, isWeftError, systemClock } from "@weft/core";
+import { type Authorizer, compileAuthz } from "../authz/authorizer.js";
+import { canonicalPath } from "../authz/canonical-path.js";
+import { HealthChecker } from "../health/checker.js";
+import type { HealthCheckSpec, ProbeResult } from "../health/result.js";
+import { Http2PeerPool } from "../http/h2-peer-pool.js";
+import { createInboundHttp } from "../http/inbound-http.js";
+import { createOutboundHttp } from "../http/outbound-http.js";
+import { WorkloadIdentity } from "../identity/workload-identity.js";
+import type { DataplaneLogger } from "../logger.js";
+import { proxyInboundTcp, proxyOutboundTcp, TCP_ALPN } from "../tcp/tcp-proxy.js";
+import { createMtlsServer, type PeerIdentity } from "../transport/mtls.js";
+import { createAdminServer } from "./admin.js";
+import { ClusterSet } from "./clusters.js";
+import { ConfigStream } from "./config-stream.js";
+import { ProxyMetrics } from "./metrics.js";
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface SidecarOptions {
+  client: WeftClient;
+  service: string;
+  app: HostPort;
+  /** Where the inbound mTLS listener binds (port 0 = any). */
+  inbound: HostPort;
+  /** The address peers use; default the inbound host (127.0.0.1 when it is a wildcard). */
+  advertise?: string;
+  admin?: HostPort;
+  upstreams: { service: string; localPort: number }[];
+  /** What the app speaks (ServiceDefaults.protocol overrides it in the snapshot). */
+  protocol: SnapshotProtocol;
+  health: HealthCheckSpec;
+  healthIntervalMs: number;
+  healthTimeoutMs: number;
+  tags: string[];
+  meta: Record<string, string>;
+  datacenter?: string;
+  instanceId?: string;
+  /** Requested certificate lifetime (default: the mesh's leaf TTL). */
+  certTtl?: string;
+  logger: DataplaneLogger;
+  clock?: Clock;
+  /** The most a drain waits for in-flight requests. Default 10 s. */
+  drainTimeoutMs?: number;
+}
+
+const HEALTH_CHECK_ID = "app";
+/** How long the control plane keeps an instance whose checks have been critical (its sidecar died). */
+const DEREGISTER_CRITICAL_AFTER = "1m";
+
+function advertisedHost(o: SidecarOptions): string {
+  if (o.advertise) return o.advertise;
+  const h = o.inbound.host;
+  return h === "0.0.0.0" || h === "::" || h === "" ? "127.0.0.1" : h;
+}
+
+function listen(server: net.Server, at: HostPort): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (e: Error) => reject(e);
+    server.once("error", onError);
+    server.listen(at.port, at.host, () => {
+      server.off("error", onError);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+function closeServer(server: net.Server | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server?.listening) {
+      resolve();
+      return;
+    }
+    server.close(() => resolve());
+  });
+}
+
+export class Sidecar {
+  readonly metrics: ProxyMetrics;
+  readonly instanceId: string;
+  private readonly clock: Clock;
+  private readonly log: DataplaneLogger;
+  private readonly clusters = new ClusterSet();
+  private authorizer: Authorizer | undefined;
+  private identity: WorkloadIdentity | undefined;
+  private inboundServer: TlsServer | undefined;
+  private adminServer: net.Server | undefined;
+  private readonly outboundServers: net.Server[] = [];
+  private pool: Http2PeerPool | undefined;
+  private inboundHttp: ReturnType<typeof createInboundHttp> | undefined;
+  private stream: ConfigStream | undefined;
+  private health: HealthChecker | undefined;
+  private registered = false;
+  private stopping = false;
+  private inboundPort = 0;
+  private adminPort = 0;
+  private readonly stopAc = new AbortController();
+
+  constructor(private readonly o: SidecarOptions) {
+    this.clock = o.clock ?? systemClock;
+    this.log = o.logger;
+    this.metrics = new ProxyMetrics(o.service);
+    this.instanceId = o.instanceId ?? `${o.service}-${randomBytes(5).toString("hex")}`;
+  }
+
+  get ports(): { inbound: number; admin: number } {
+    return { inbound: this.inboundPort, admin: this.adminPort };
+  }
+
+  get snapshot(): ProxySnapshot | undefined {
+    return this.stream?.snapshot;
+  }
+
+  /** Resolves when the sidecar serves (first snapshot applied, listeners open). */
+  async start(): Promise<void> {
+    if (this.o.admin) {
+      this.adminServer = createAdminServer({
+        notReady: () => this.notReady(),
+        config: () => this.configView(),
+        metrics: async () => ({
+          contentType: this.metrics.registry.contentType,
+          body: await this.metrics.registry.metrics(),
+        }),
+      });
+      this.adminPort = await listen(this.adminServer, this.o.admin);
+    }
+    this.identity = await this.retry("obtain a workload certificate", () =>
+      WorkloadIdentity.start({
+        client: this.o.client,
+        service: this.o.service,
+        instanceId: this.instanceId,
+        ...(this.o.certTtl ? { ttl: this.o.certTtl } : {}),
+        clock: this.clock,
+        logger: this.log,
+      }),
+    );
+    this.metrics.certExpiry.set(this.identity.status().notAfter / 1000);
+    this.identity.onChange(() => this.metrics.certExpiry.set((this.identity?.status().notAfter ?? 0) / 1000));
+    this.pool = new Http2PeerPool({ source: this.identity, logger: this.log });
+    this.startInbound();
+    this.inboundPort = await listen(this.inboundServer as TlsServer, this.o.inbound);
+    await this.retry("register the instance", () => this.register());
+    this.startHealth();
+    this.stream = new ConfigStream({
+      client: this.o.client,
+      instanceId: () => this.instanceId,
+      apply: (s) => this.apply(s),
+      onInstanceLost: () => this.register(),
+      onStatus: (st) => this.metrics.configConnected.set(st.connected ? 1 : 0),
+      logger: this.log,
+      clock: this.clock,
+    });
+    this.stream.start();
+    await Promise.race([this.stream.firstSnapshot(), this.stopped()]);
+    if (this.stopping) return;
+    await this.startOutbound();
+    this.metrics.ready.set(1);
+    this.log.info(
+      {
+        service: this.o.service,
+        instance: this.instanceId,
+        inbound: `${advertisedHost(this.o)}:${this.inboundPort}`,
+        admin: this.adminServer ? `${this.o.admin?.host}:${this.adminPort}` : undefined,
+        upstreams: this.o.upstreams.map((u) => `${u.service}=127.0.0.1:${u.localPort}`),
+      },
+      "sidecar ready",
+    );
+  }
+
+  private stopped(): Promise<void> {
+    return new Promise((resolve) =>
+      this.stopAc.signal.addEventListener("abort", () => resolve(), { once: true }),
+    );
+  }
+
+  /** Runs `fn` until it succeeds or the sidecar stops, with jittered backoff (a proxy started during an outage waits). */
+  private async retry<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    const backoff = new Backoff({ baseMs: 200, maxMs: 5_000 });
+    for (;;) {
+      try {
+        return await fn();
+      } catch (e) {
+        if (this.stopping) throw e;
+        // A token that may not act for the service will not get better by retrying.
+        if (
+          isWeftError(e, "WEFT_ERR_PERMISSION_DENIED") ||
+          isWeftError(e, "WEFT_ERR_UNAUTHENTICATED") ||
+          isWeftError(e, "WEFT_ERR_IDENTITY_DENIED")
+        ) {
+          throw e;
+        }
+        const delay = backoff.next();
+        this.log.warn({ err: describeError(e), retryInMs: delay }, `could not ${what}; retrying`);
+        await new Promise<void>((resolve) => {
+          const t = this.clock.setTimeout(resolve, delay);
+          this.stopAc.signal.addEventListener("abort", () => {
+            t.cancel();
+            resolve();
+          });
+        });
+        if (this.stopping) throw new Error(`stopped before it could ${what}`);
+      }
+    }
+  }
+
+  private async register(): Promise<void> {
+    const o = this.o;
+    const ttlMs = Math.max(3 * o.healthIntervalMs, 10_000);
+    await o.client.registerInstance({
+      id: this.instanceId,
+      service: o.service,
+      address: advertisedHost(o),
+      port: this.inboundPort,
+      ports: { app: o.app.port, ...(this.adminPort ? { admin: this.adminPort } : {}) },
+      tags: o.tags,
+      meta: o.meta,
+      ...(o.datacenter ? { datacenter: o.datacenter } : {}),
+      checks: [
+        {
+          id: HEALTH_CHECK_ID,
+          name: `app health (${describeSpec(o.health)})`,
+          ttl: `${ttlMs}ms`,
+          deregisterCriticalAfter: DEREGISTER_CRITICAL_AFTER,
+          status: this.health?.current?.status ?? "critical",
+          ...(this.health?.current ? { notes: "re-registered by the sidecar" } : {}),
+        },
+      ],
+      proxy: { protocol: o.protocol, upstreams: o.upstreams },
+    });
+    this.registered = true;
+  }
+
+  private startHealth(): void {
+    const o = this.o;
+    this.health = new HealthChecker({
+      spec: o.health,
+      target: o.app,
+      intervalMs: o.healthIntervalMs,
+      timeoutMs: o.healthTimeoutMs,
+      clock: this.clock,
+      reportEveryMs: Math.max(3 * o.healthIntervalMs, 10_000) / 3,
+      report: (r) => this.reportHealth(r),
+    });
+    this.health.start();
+  }
+
+  private async reportHealth(r: ProbeResult): Promise<void> {
+    if (this.stopping) return;
+    try {
+      await this.o.client.updateCheck(this.instanceId, HEALTH_CHECK_ID, {
+        status: r.status,
+        output: r.output,
+      });
+    } catch (e) {
+      if (isWeftError(e, "WEFT_ERR_NOT_FOUND")) {
+        // The control plane lost us (restarted with an empty store, or reaped us while it could not hear us).
+        this.log.warn({}, "instance unknown to the control plane; registering again");
+        await this.register();
+        return;
+      }
+      throw e;
+    }
+  }
+
+  private apply(s: ProxySnapshot): void {
+    // Everything that can throw first, so a refused snapshot changes nothing.
+    const authorizer = compileAuthz(s.proxy.service, s.inbound.authz);
+    this.clusters.apply(s);
+    this.authorizer = authorizer;
+    this.metrics.configUpdates.inc({ result: "applied" });
+    this.log.info(
+      { version: s.version, clusters: Object.keys(s.clusters).length, endpoints: countEndpoints(s) },
+      "config applied",
+    );
+  }
+
+  private startInbound(): void {
+    const identity = this.identity as WorkloadIdentity;
+    const selfSpiffeId = identity.status().spiffeId;
+    this.inboundHttp = createInboundHttp({
+      app: { host: this.o.app.host, port: this.o.app.port, protocol: this.appHttpProtocol() },
+      selfSpiffeId,
+      logger: this.log,
+      authorize: (req) => {
+        const target = canonicalPath(req.rawTarget);
+        if (!target.ok) {
+          return {
+            allow: false,
+            status: 400,
+            body: `weft: bad request path: ${target.reason}\n`,
+            flags: "NP",
+          };
+        }
+        const authz = this.authorizer;
+        if (!authz) return { allow: false, status: 503, body: "weft: no config yet\n", flags: "NC" };
+        const d = authz.http(req.peerService, { method: req.method, path: target.path, headers: req.header });
+        if (!d.allow) {
+          this.metrics.denials.inc({ source_service: req.peerService, reason: d.code });
+          return { allow: false, status: 403, body: `weft: request denied: ${d.reason}\n`, flags: "RBAC" };
+        }
+        // canonicalPath keeps the query verbatim with its "?".
+        return { allow: true, target: target.path + target.query };
+      },
+      onRequest: (e) =>
+        this.metrics.request("inbound", e.peerService, this.o.service, e.status, e.flags, e.durationMs),
+    });
+    this.inboundServer = createMtlsServer({
+      source: identity,
+      // Not half-open here: a peer's FIN before or during the handshake must close the socket.
+      // TCP connections switch to half-open once verified (tcp-proxy.ts).
+      alpn: ["h2", "http/1.1", TCP_ALPN],
+      logger: this.log,
+      onConnection: (socket, peer) => this.onInbound(socket, peer),
+    });
+  }
+
+  /** The app protocol for L7 forwarding; a TCP service reached over HTTP is forwarded as HTTP/1.1. */
+  private appHttpProtocol(): "http" | "http2" | "grpc" {
+    const p = this.stream?.snapshot?.inbound.protocol ?? this.o.protocol;
+    return p === "tcp" ? "http" : p;
+  }
+
+  private onInbound(socket: TLSSocket, peer: PeerIdentity): void {
+    if (socket.alpnProtocol === TCP_ALPN) {
+      const authz = this.authorizer;
+      const l4 = authz?.l4(peer.service);
+      const decision =
+        l4 === undefined
+          ? { allow: false, reason: "no config yet" }
+          : l4 === "per-request"
+            ? {
+                allow: false,
+                reason: `intention for "${peer.service}" has L7 permissions, which a TCP connection cannot satisfy`,
+              }
+            : l4;
+      if (!decision.allow)
+        this.metrics.denials.inc({
+          source_service: peer.service,
+          reason: l4 === undefined || l4 === "per-request" ? "l7-only" : l4.code,
+        });
+      proxyInboundTcp(
+        socket,
+        peer.service,
+        decision,
+        { ...this.o.app, connectTimeoutMs: 5_000 },
+        {
+          logger: this.log,
+          onConnection: (e) => this.countTcp(e, peer.service, this.o.service),
+        },
+      );
+      return;
+    }
+    this.inboundHttp?.handle(socket, { service: peer.service, spiffeId: peer.spiffeId });
+  }
+
+  private countTcp(
+    e: { result: string; bytesSent: number; bytesReceived: number; direction: "inbound" | "outbound" },
+    source: string,
+    destination: string,
+  ): void {
+    const labels = { direction: e.direction, source_service: source, destination_service: destination };
+    this.metrics.tcpConnections.inc({ ...labels, result: e.result });
+    if (e.bytesSent > 0) this.metrics.tcpBytes.inc({ ...labels, flow: "sent" }, e.bytesSent);
+    if (e.bytesReceived > 0) this.metrics.tcpBytes.inc({ ...labels, flow: "received" }, e.bytesReceived);
+  }
+
+  private async startOutbound(): Promise<void> {
+    const identity = this.identity as WorkloadIdentity;
+    for (const up of this.o.upstreams) {
+      const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
+      server.on("connection", (socket) => {
+        const snap = this.stream?.snapshot;
+        const listener = snap?.upstreams.find((u) => u.service === up.service);
+        const cluster = listener ? this.clusters.get(listener.cluster) : undefined;
+        if (!listener || !cluster) {
+          socket.resetAndDestroy();
+          return;
+        }
+        if (listener.protocol === "tcp") {
+          proxyOutboundTcp(socket, cluster, identity, {
+            logger: this.log,
+            onConnection: (e) => this.countTcp(e, this.o.service, up.service),
+          }).catch((e: unknown) => {
+            this.log.warn({ err: describeError(e) }, "outbound connection failed");
+            socket.destroy();
+          });
+          return;
+        }
+        socket.resume();
+        this.outboundHttpFor(up.service).handle(socket, listener.protocol);
+      });
+      await listen(server, { host: "127.0.0.1", port: up.localPort });
+      this.outboundServers.push(server);
+    }
+  }
+
+  private readonly outboundByService = new Map<string, ReturnType<typeof createOutboundHttp>>();
+
+  /** One outbound HTTP engine per upstream: each resolves its cluster from the live snapshot per request. */
+  private outboundHttpFor(service: string): ReturnType<typeof createOutboundHttp> {
+    let h = this.outboundByService.get(service);
+    if (!h) {
+      h = createOutboundHttp({
+        cluster: () => {
+          const listener = this.stream?.snapshot?.upstreams.find((u) => u.service === service);
+          const c = listener ? this.clusters.get(listener.cluster) : undefined;
+          return c && c.protocol !== "tcp" ? (c as never) : undefined;
+        },
+        pool: this.pool as Http2PeerPool,
+        logger: this.log,
+        onRequest: (e) =>
+          this.metrics.request("outbound", this.o.service, e.upstream, e.status, e.flags, e.durationMs),
+      });
+      this.outboundByService.set(service, h);
+    }
+    return h;
+  }
+
+  private notReady(): string[] {
+    const reasons: string[] = [];
+    if (this.stopping) reasons.push("draining");
+    if (!this.identity) reasons.push("no workload certificate yet");
+    if (!this.registered) reasons.push("not registered with the control plane");
+    if (!this.stream?.snapshot) reasons.push("no config snapshot yet");
+    if (this.o.upstreams.length > 0 && this.outboundServers.length < this.o.upstreams.length) {
+      reasons.push("outbound listeners not open");
+    }
+    return reasons;
+  }
+
+  private configView(): unknown {
+    const id = this.identity?.status();
+    return {
+      service: this.o.service,
+      instanceId: this.instanceId,
+      listeners: {
+        inbound: `${advertisedHost(this.o)}:${this.inboundPort}`,
+        outbound: this.o.upstreams.map((u) => ({ service: u.service, address: `127.0.0.1:${u.localPort}` })),
+        app: `${this.o.app.host}:${this.o.app.port}`,
+      },
+      controlPlane: { address: this.o.client.addr, ...(this.stream?.state ?? { connected: false }) },
+      // Public facts of the certificate only; the private key is never shown.
+      certificate: id
+        ? {
+            spiffeId: id.spiffeId,
+            serialNumber: id.serialNumber,
+            rootId: id.rootId,
+            notAfter: new Date(id.notAfter).toISOString(),
+            renewAt: new Date(id.renewAt).toISOString(),
+            renewals: id.renewals,
+            failedRenewals: id.failedRenewals,
+            ...(id.lastError ? { lastError: id.lastError } : {}),
+          }
+        : null,
+      health: this.health?.current ?? null,
+      snapshot: this.stream?.snapshot ?? null,
+    };
+  }
+
+  /** Graceful drain; safe to call more than once. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.stopAc.abort();
+    this.metrics.ready.set(0);
+    this.health?.dispose();
+    if (this.registered) {
+      await this.o.client.deregisterInstance(this.instanceId).catch((e: unknown) => {
+        this.log.warn(
+          { err: describeError(e) },
+          "could not deregister; the control plane will expire the instance",
+        );
+      });
+    }
+    const drainMs = this.o.drainTimeoutMs ?? 10_000;
+    const closing = Promise.all([
+      closeServer(this.inboundServer),
+      ...this.outboundServers.map((s) => closeServer(s)),
+      this.inboundHttp?.close(),
+      ...[...this.outboundByService.values()].map((h) => h.close()),
+    ]);
+    const drained = await Promise.race([
+      closing.then(() => true),
+      new Promise<false>((r) => setTimeout(() => r(false), drainMs).unref()),
+    ]);
+    if (!drained) {
+      this.log.warn({ drainTimeoutMs: drainMs }, "drain timed out; cutting the remaining requests");
+      this.inboundHttp?.destroy();
+      for (const h of this.outboundByService.values()) h.destroy();
+    }
+    await this.stream?.stop();
+    if (drained) await this.pool?.close();
+    else this.pool?.destroy();
+    this.identity?.dispose();
+    await closeServer(this.adminServer);
+  }
+}
+
+function describeSpec(s: HealthCheckSpec): string {
+  if (s.kind === "http") return `HTTP GET ${s.path}`;
+  if (s.kind === "grpc") return `gRPC health${s.service ? ` ${s.service}` : ""}`;
+  return "TCP connect";
+}
+
+function countEndpoints(s: ProxySnapshot): number {
+  let n = 0;
+  for (const c of Object.values(s.clusters)) n += c.endpoints.length;
+  return n;
+}
