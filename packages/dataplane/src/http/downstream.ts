@@ -86,6 +86,9 @@ export function h1Downstream(
       finished = true;
       res.destroy();
     },
+    refuse() {
+      return false;
+    },
     localReply(status, body, flags) {
       if (res.headersSent) {
         down.reset();
@@ -181,6 +184,14 @@ export function h2Downstream(stream: ServerHttp2Stream, headers: IncomingHeaders
       finished = true;
       wasReset = true;
       if (!stream.destroyed) stream.close(h2c.NGHTTP2_INTERNAL_ERROR);
+    },
+    refuse() {
+      if (stream.headersSent || stream.destroyed || stream.closed) return false;
+      finished = true;
+      // RFC 9113 §8.7: REFUSED_STREAM promises the request was not processed, so the peer
+      // proxy may send it to another endpoint (its outbound retries bodiless requests).
+      stream.close(h2c.NGHTTP2_REFUSED_STREAM);
+      return true;
     },
     localReply(status, body, flags) {
       if (stream.headersSent) {

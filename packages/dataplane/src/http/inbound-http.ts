@@ -143,11 +143,13 @@ export function createInboundHttp(opts: InboundHttpOptions): InboundHttp {
           { app: `${opts.app.host}:${opts.app.port}`, error: prepared.detail },
           "local app unreachable",
         );
-        down.localReply(503, "upstream connect error", Flag.UpstreamConnectionFailure);
+        // Refused (not 503) so that the peer proxy tries another endpoint: the app never saw it.
+        if (!down.refuse()) down.localReply(503, "upstream connect error", Flag.UpstreamConnectionFailure);
         return { status: 503, flags: new FlagSet().add(Flag.UpstreamConnectionFailure) };
       }
       const outcome = await relay(down, (events) => prepared.open(head, down.body === undefined, events), {
         ...(opts.maxRequestBodyBytes !== undefined ? { maxRequestBodyBytes: opts.maxRequestBodyBytes } : {}),
+        refuseOnConnectFailure: true,
       });
       if (outcome.kind === "done") {
         if (outcome.flags.has(Flag.UpstreamConnectionFailure)) {

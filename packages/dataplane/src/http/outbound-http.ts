@@ -234,7 +234,8 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
         endpoint: ep.id,
         detail: outcome.kind === "retry" ? outcome.detail : describeError(outcome.error),
       });
-      opts.pool.evict(session);
+      // A refused stream (the peer's app is down) leaves a healthy session: keep it pooled.
+      if (session.closed || session.destroyed || outcome.kind === "open-failed") opts.pool.evict(session);
       if (outcome.kind === "retry") exclude.add(ep.id);
       failures++;
     }

@@ -23,6 +23,12 @@ export interface RelayOptions {
   maxRequestBodyBytes?: number;
   /** A stream the upstream refused (it did not process it) ends the relay with "retry" when no byte was sent. */
   retryRefused?: boolean;
+  /**
+   * When the upstream cannot be connected at all (the local app is down), refuse the
+   * downstream stream (REFUSED_STREAM) instead of answering 503, so that the peer proxy
+   * can retry another endpoint. Falls back to the 503 where refusing is not possible.
+   */
+  refuseOnConnectFailure?: boolean;
 }
 
 export type RelayOutcome =
@@ -117,6 +123,12 @@ export function relay(
           return;
         }
         const m = MESSAGES[kind];
+        if (kind === "connect" && opts.refuseOnConnectFailure && down.refuse()) {
+          flags.add(m.flag);
+          call?.cancel();
+          settle({ kind: "done", status: m.status, flags });
+          return;
+        }
         abort(m.status, m.text, m.flag);
       },
     };

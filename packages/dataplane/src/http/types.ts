@@ -131,6 +131,11 @@ export interface Downstream {
   reset(): void;
   /** A response made by the proxy itself (text/plain, or a trailers-only status for gRPC). */
   localReply(status: number, body: string, flags: string): void;
+  /**
+   * Tells the client the request was not processed and may be retried elsewhere
+   * (HTTP/2 REFUSED_STREAM); false when that cannot be said (HTTP/1.1, or a head already sent).
+   */
+  refuse(): boolean;
   /** Runs once when the client goes away before the response is complete. */
   onGone(fn: () => void): void;
 }

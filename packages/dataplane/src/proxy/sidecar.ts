@@ -227,6 +227,8 @@ export class Sidecar {
   }
 
   private async register(): Promise<void> {
+    // A draining sidecar deregisters itself; nothing may bring the instance back.
+    if (this.stopping) return;
     const o = this.o;
     const ttlMs = Math.max(3 * o.healthIntervalMs, 10_000);
     await o.client.registerInstance({
@@ -487,6 +489,8 @@ export class Sidecar {
     this.stopAc.abort();
     this.metrics.ready.set(0);
     this.health?.dispose();
+    // The stream first: once deregistered, the control plane ends it, and a live stream would register again.
+    await this.stream?.stop();
     if (this.registered) {
       await this.o.client.deregisterInstance(this.instanceId).catch((e: unknown) => {
         this.log.warn(
@@ -511,7 +515,6 @@ export class Sidecar {
       this.inboundHttp?.destroy();
       for (const h of this.outboundByService.values()) h.destroy();
     }
-    await this.stream?.stop();
     if (drained) await this.pool?.close();
     else this.pool?.destroy();
     this.identity?.dispose();

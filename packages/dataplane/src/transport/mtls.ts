@@ -107,6 +107,9 @@ export function createMtlsServer(opts: MtlsServerOptions): tls.Server {
   };
   server.on("tlsClientError", (err, socket) => {
     refuse({ reason: "tls", detail: firstLine(err.message), remote: remoteOf(socket) });
+    // With a tlsClientError listener Node leaves the socket open (e.g. on a handshake timeout):
+    // a silent client would otherwise hold a descriptor forever.
+    socket.destroy();
   });
 
   server.on("secureConnection", (socket: TLSSocket) => {
