@@ -13,6 +13,7 @@ import {
   type IncomingHttpHeaders,
   type IncomingHttpStatusHeader,
 } from "node:http2";
+import { boundedProbe } from "./bounded-probe.js";
 import {
   decodeHealthCheckResponse,
   encodeHealthCheckRequest,
@@ -83,69 +84,60 @@ export function probeGrpc(
 ): Promise<ProbeResult> {
   const what = service === "" ? "the server" : JSON.stringify(service);
   const label = `gRPC health check of ${what} at ${hostPort(target)}`;
-  return new Promise<ProbeResult>((resolve) => {
-    let settled = false;
-    let session: ClientHttp2Session | undefined;
+  return boundedProbe(label, timeoutMs, opts, (p) => {
+    const fail = p.fail;
+    /** Set when the call ended normally (whatever it said), so the session may close politely. */
+    let complete = false;
+    const finish = (r: ProbeResult, ended = false) => {
+      complete = ended;
+      p.finish(r);
+    };
+    const session: ClientHttp2Session = connect(`http://${hostPort(target)}`, {
+      settings: { enablePush: false },
+    });
     let stream: ClientHttp2Stream | undefined;
-    /** `complete`: the call ended normally (whatever it said), so the session may close politely. */
-    const finish = (r: ProbeResult, complete = false) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      opts.signal?.removeEventListener("abort", onAbort);
-      if (complete) session?.close();
+    p.onSettle(() => {
+      if (complete) session.close();
       else {
         if (stream && !stream.closed) stream.close(constants.NGHTTP2_CANCEL);
-        session?.destroy();
+        session.destroy();
       }
-      resolve(r);
-    };
-    const fail = (why: string) => finish(result("critical", `${label}: ${why}`));
-    const onAbort = () => fail("cancelled");
-    const timer = setTimeout(() => fail(`timed out after ${timeoutMs} ms`), timeoutMs);
-    timer.unref();
-    if (opts.signal?.aborted) return onAbort();
-    opts.signal?.addEventListener("abort", onAbort, { once: true });
-
-    try {
-      session = connect(`http://${hostPort(target)}`, { settings: { enablePush: false } });
-      session.on("error", (e) => fail(errorText(e)));
-      session.on("goaway", (code) => {
-        if (code !== constants.NGHTTP2_NO_ERROR) fail(`connection closed by the server (GOAWAY ${code})`);
-      });
-      session.on("close", () => fail("connection closed before the answer"));
-      stream = session.request(
-        {
-          ":method": "POST",
-          ":path": GRPC_HEALTH_CHECK_PATH,
-          ":authority": hostPort(target),
-          "content-type": "application/grpc",
-          te: "trailers",
-          "grpc-timeout": grpcTimeout(timeoutMs),
-          "user-agent": HEALTH_USER_AGENT,
-        },
-        { endStream: false },
-      );
-    } catch (e) {
-      return fail(errorText(e));
-    }
+    });
+    session.on("error", (e) => fail(errorText(e)));
+    session.on("goaway", (code) => {
+      if (code !== constants.NGHTTP2_NO_ERROR) fail(`connection closed by the server (GOAWAY ${code})`);
+    });
+    session.on("close", () => fail("connection closed before the answer"));
+    stream = session.request(
+      {
+        ":method": "POST",
+        ":path": GRPC_HEALTH_CHECK_PATH,
+        ":authority": hostPort(target),
+        "content-type": "application/grpc",
+        te: "trailers",
+        "grpc-timeout": grpcTimeout(timeoutMs),
+        "user-agent": HEALTH_USER_AGENT,
+      },
+      { endStream: false },
+    );
+    const call = stream;
 
     let headers: (IncomingHttpHeaders & IncomingHttpStatusHeader) | undefined;
     let trailers: IncomingHttpHeaders | undefined;
     let body = Buffer.alloc(0);
 
-    stream.on("error", (e) => fail(errorText(e)));
-    stream.on("response", (h) => {
+    call.on("error", (e) => fail(errorText(e)));
+    call.on("response", (h) => {
       headers = h;
       const status = h[":status"];
       if (status !== 200) return fail(`HTTP status ${status}`);
       const ct = first(h["content-type"]) ?? "";
       if (!/^application\/grpc(?:$|[+;])/.test(ct)) return fail(`content-type "${ct}" is not gRPC`);
     });
-    stream.on("trailers", (t) => {
+    call.on("trailers", (t) => {
       trailers = t;
     });
-    stream.on("data", (chunk: Buffer) => {
+    call.on("data", (chunk: Buffer) => {
       // Bounded: a frame above the limit is refused from its prefix, and any
       // byte past the one expected message ends the probe.
       body = Buffer.concat([body, chunk]);
@@ -154,7 +146,7 @@ export function probeGrpc(
       if (frame.kind === "frame" && frame.extra > 0) return fail("more than one response message");
       if (body.length > 5 + MAX_GRPC_MESSAGE_BYTES) return fail("response too large");
     });
-    stream.on("end", () => {
+    call.on("end", () => {
       const done = (status: ProbeResult["status"], why: string) =>
         finish(result(status, `${label}: ${why}`), true);
       if (!headers) return fail("no response headers");
@@ -180,11 +172,11 @@ export function probeGrpc(
       const name = servingStatusName(decoded.status);
       return done(decoded.status === SERVING_STATUS.SERVING ? "passing" : "critical", name);
     });
-    stream.on("close", () => {
+    call.on("close", () => {
       // After "end" this is a no-op; without it the stream was reset.
-      if (stream?.rstCode) fail(`stream reset by the server (code ${stream.rstCode})`);
+      if (call.rstCode) fail(`stream reset by the server (code ${stream.rstCode})`);
       else fail("stream closed before the answer");
     });
-    stream.end(grpcFrame(encodeHealthCheckRequest(service)));
+    call.end(grpcFrame(encodeHealthCheckRequest(service)));
   });
 }

@@ -4,7 +4,8 @@
  * else critical. The output is the status line plus the first 4 KiB of the
  * body, so an app can explain itself ("db: down") in the catalog.
  */
-import { type ClientRequest, request } from "node:http";
+import { request } from "node:http";
+import { boundedProbe } from "./bounded-probe.js";
 import {
   errorText,
   hostPort,
@@ -33,42 +34,20 @@ export function probeHttp(
   opts: ProbeOptions = {},
 ): Promise<ProbeResult> {
   const label = `HTTP GET http://${hostPort(target)}${path}`;
-  return new Promise<ProbeResult>((resolve) => {
-    let settled = false;
-    let req: ClientRequest | undefined;
-    const finish = (r: ProbeResult) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      opts.signal?.removeEventListener("abort", onAbort);
-      // No keep-alive: the socket goes with the request, unread body and all.
-      req?.destroy();
-      resolve(r);
-    };
-    const onAbort = () => finish(result("critical", `${label}: cancelled`));
-    const timer = setTimeout(
-      () => finish(result("critical", `${label}: timed out after ${timeoutMs} ms`)),
-      timeoutMs,
-    );
-    timer.unref();
-    if (opts.signal?.aborted) return onAbort();
-    opts.signal?.addEventListener("abort", onAbort, { once: true });
-
-    try {
-      req = request({
-        host: target.host,
-        port: target.port,
-        method: "GET",
-        path,
-        // A fresh agent per request: `Connection: close`, nothing pooled between probes.
-        agent: false,
-        headers: { Host: hostPort(target), "User-Agent": HEALTH_USER_AGENT, Accept: "*/*" },
-      });
-    } catch (e) {
-      // e.g. ERR_UNESCAPED_CHARACTERS for a path the config check missed.
-      return finish(result("critical", `${label}: ${errorText(e)}`));
-    }
-    req.on("error", (e) => finish(result("critical", `${label}: ${errorText(e)}`)));
+  return boundedProbe(label, timeoutMs, opts, (p) => {
+    const finish = p.finish;
+    const req = request({
+      host: target.host,
+      port: target.port,
+      method: "GET",
+      path,
+      // A fresh agent per request: `Connection: close`, nothing pooled between probes.
+      agent: false,
+      headers: { Host: hostPort(target), "User-Agent": HEALTH_USER_AGENT, Accept: "*/*" },
+    });
+    // No keep-alive: the socket goes with the request, unread body and all.
+    p.onSettle(() => req.destroy());
+    req.on("error", (e) => p.fail(errorText(e)));
     req.on("response", (res) => {
       const code = res.statusCode ?? 0;
       const status = httpStatusToHealth(code);

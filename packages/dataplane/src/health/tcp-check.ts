@@ -2,7 +2,8 @@
  * TCP health check: the app is passing when a connection to its port opens.
  * The socket is closed at once; nothing is written.
  */
-import { connect, type Socket } from "node:net";
+import { connect } from "node:net";
+import { boundedProbe } from "./bounded-probe.js";
 import {
   errorText,
   hostPort,
@@ -19,32 +20,10 @@ export function probeTcp(
   opts: ProbeOptions = {},
 ): Promise<ProbeResult> {
   const label = `TCP connect ${hostPort(target)}`;
-  return new Promise<ProbeResult>((resolve) => {
-    let settled = false;
-    let socket: Socket | undefined;
-    const finish = (r: ProbeResult) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      opts.signal?.removeEventListener("abort", onAbort);
-      socket?.destroy();
-      resolve(r);
-    };
-    const onAbort = () => finish(result("critical", `${label}: cancelled`));
-    const timer = setTimeout(
-      () => finish(result("critical", `${label}: timed out after ${timeoutMs} ms`)),
-      timeoutMs,
-    );
-    timer.unref();
-    if (opts.signal?.aborted) return onAbort();
-    opts.signal?.addEventListener("abort", onAbort, { once: true });
-
-    try {
-      socket = connect({ host: target.host, port: target.port });
-    } catch (e) {
-      return finish(result("critical", `${label}: ${errorText(e)}`));
-    }
-    socket.once("connect", () => finish(result("passing", `${label}: Success`)));
-    socket.on("error", (e) => finish(result("critical", `${label}: ${errorText(e)}`)));
+  return boundedProbe(label, timeoutMs, opts, (p) => {
+    const socket = connect({ host: target.host, port: target.port });
+    p.onSettle(() => socket.destroy());
+    socket.once("connect", () => p.finish(result("passing", `${label}: Success`)));
+    socket.on("error", (e) => p.fail(errorText(e)));
   });
 }
