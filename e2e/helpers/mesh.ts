@@ -12,7 +12,7 @@ import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { http } from "./http.js";
-import { cleanEnv, cleanup, REPO, runWeft, tempDir, WEFT_BIN } from "./weft.js";
+import { cleanEnv, cleanup, exited, killGroup, REPO, runWeft, tempDir, WEFT_BIN } from "./weft.js";
 
 export const APPS_DIR = join(REPO, "e2e/apps");
 
@@ -21,30 +21,12 @@ const MAX_KEPT_OUTPUT = 1024 * 1024;
 
 const live = new Set<ChildProcess>();
 
-function killGroup(p: ChildProcess, signal: NodeJS.Signals): void {
-  if (p.pid === undefined || p.exitCode !== null || p.signalCode !== null) return;
-  try {
-    process.kill(-p.pid, signal);
-  } catch {
-    try {
-      p.kill(signal);
-    } catch {
-      // already gone
-    }
-  }
-}
-
 export interface Exit {
   code: number | null;
   signal: NodeJS.Signals | null;
 }
 
-function exitOf(p: ChildProcess): Promise<Exit> {
-  if (p.exitCode !== null || p.signalCode !== null) {
-    return Promise.resolve({ code: p.exitCode, signal: p.signalCode });
-  }
-  return new Promise((done) => p.once("exit", (code, signal) => done({ code, signal })));
-}
+const exitOf: (p: ChildProcess) => Promise<Exit> = exited;
 
 export interface Spawned {
   proc: ChildProcess;

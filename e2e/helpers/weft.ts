@@ -40,7 +40,8 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
   return { ...env, NO_COLOR: "1", ...extra };
 }
 
-function killGroup(p: ChildProcess, signal: NodeJS.Signals): void {
+/** Signals the process group of a child started with `detached: true` (the child alone if that fails). */
+export function killGroup(p: ChildProcess, signal: NodeJS.Signals): void {
   if (p.pid === undefined || p.exitCode !== null || p.signalCode !== null) return;
   try {
     process.kill(-p.pid, signal);
@@ -53,7 +54,8 @@ function killGroup(p: ChildProcess, signal: NodeJS.Signals): void {
   }
 }
 
-function exited(p: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+/** Resolves with how the child exited (at once if it already has). */
+export function exited(p: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   if (p.exitCode !== null || p.signalCode !== null) {
     return Promise.resolve({ code: p.exitCode, signal: p.signalCode });
   }
