@@ -12,6 +12,7 @@ import type { Command } from "commander";
 import { Option } from "commander";
 import { resolveToken } from "../client-options.js";
 import type { Io } from "../io.js";
+import { onStopSignals } from "../stop-signals.js";
 
 const PROTOCOLS = ["tcp", "http", "http2", "grpc"] as const;
 type Protocol = (typeof PROTOCOLS)[number];
@@ -213,37 +214,22 @@ export function registerProxyCommand(program: Command, io: Io): void {
         drainTimeoutMs,
       });
 
-      let signalled = false;
-      let wake: () => void = () => {};
-      const stopRequested = new Promise<void>((r) => {
-        wake = r;
-      });
-      const onSignal = (sig: NodeJS.Signals) => {
-        if (signalled) {
-          io.err.write(`received ${sig} again; exiting now\n`);
-          process.exit(1);
-        }
-        signalled = true;
-        logger.info({ signal: sig }, "draining");
-        wake();
-      };
-      process.on("SIGINT", onSignal);
-      process.on("SIGTERM", onSignal);
+      const stop = onStopSignals(io, (sig) => logger.info({ signal: sig }, "draining"));
 
       const started = sidecar.start().then(
         () => {
-          if (signalled) return;
+          if (stop.signalled()) return;
           const p = sidecar.ports;
           io.out.write(
             `weft proxy ready service=${flags.service} instance=${sidecar.instanceId} inbound=${p.inbound} admin=${p.admin}\n`,
           );
         },
         (e: unknown) => {
-          if (!signalled) throw e;
+          if (!stop.signalled()) throw e;
         },
       );
-      await Promise.race([started, stopRequested]);
-      if (!signalled) await stopRequested;
+      await Promise.race([started, stop.requested]);
+      await stop.requested;
       await sidecar.stop();
       logger.info({}, "stopped");
       logger.flush();

@@ -10,6 +10,7 @@ import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import { BOOTSTRAP_TOKEN_FILE, DEFAULT_DATA_DIR } from "../client-options.js";
 import type { Io } from "../io.js";
+import { onStopSignals } from "../stop-signals.js";
 
 const CLOSE_TIMEOUT_MS = 10_000;
 
@@ -46,21 +47,7 @@ export function registerServerCommand(program: Command, io: Io): void {
 
       // Signal handlers go in first: a SIGTERM that arrives while starting, or
       // right after the listening line was read by a supervisor, still closes cleanly.
-      let signalled: NodeJS.Signals | undefined;
-      let wake: () => void = () => {};
-      const stopRequested = new Promise<void>((r) => {
-        wake = r;
-      });
-      const onSignal = (sig: NodeJS.Signals) => {
-        if (signalled) {
-          io.err.write(`received ${sig} again; exiting now\n`);
-          process.exit(1);
-        }
-        signalled = sig;
-        wake();
-      };
-      process.on("SIGINT", onSignal);
-      process.on("SIGTERM", onSignal);
+      const stop = onStopSignals(io);
 
       // Loaded here, not at the top: client commands then start without the
       // control plane's dependencies (SQLite, logger) being loaded at all.
@@ -89,8 +76,8 @@ export function registerServerCommand(program: Command, io: Io): void {
         else io.out.write("not saved (memory store); it is shown only this once\n");
       }
 
-      await stopRequested;
-      io.err.write(`received ${signalled}; shutting down\n`);
+      const signal = await stop.requested;
+      io.err.write(`received ${signal}; shutting down\n`);
       const force = setTimeout(() => {
         io.err.write(`shutdown took longer than ${CLOSE_TIMEOUT_MS} ms; exiting\n`);
         process.exit(1);
