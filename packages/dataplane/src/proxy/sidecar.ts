@@ -392,7 +392,7 @@ export class Sidecar {
   private async startOutbound(): Promise<void> {
     const identity = this.identity as WorkloadIdentity;
     for (const up of this.o.upstreams) {
-      const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
+      const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
       server.on("connection", (socket) => {
         const snap = this.stream?.snapshot;
         const listener = snap?.upstreams.find((u) => u.service === up.service);

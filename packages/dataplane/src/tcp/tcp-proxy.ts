@@ -140,7 +140,7 @@ export function proxyInboundTcp(
   // From here a FIN from the peer ends only its direction (the listener is not half-open, so
   // that a FIN during the handshake closes the socket; Node reads this flag when the FIN comes).
   peerSocket.allowHalfOpen = true;
-  const appSocket = net.connect({ host: app.host, port: app.port, allowHalfOpen: true });
+  const appSocket = net.connect({ host: app.host, port: app.port, allowHalfOpen: true, noDelay: true });
   const timer = setTimeout(
     () => appSocket.destroy(new Error("app connect timeout")),
     app.connectTimeoutMs ?? 5_000,

@@ -113,6 +113,8 @@ export function createMtlsServer(opts: MtlsServerOptions): tls.Server {
   });
 
   server.on("secureConnection", (socket: TLSSocket) => {
+    // Small HTTP/2 frames and request/response exchanges must not wait for Nagle + delayed ACK (~40 ms).
+    socket.setNoDelay(true);
     const remote = remoteOf(socket);
     const verdict = verifyPeer(socket, active.bundle, alpn);
     if (!verdict.ok) {
@@ -206,6 +208,7 @@ export function connectMtls(opts: MtlsConnectOptions): Promise<{ socket: TLSSock
       timeoutMs,
     );
 
+    socket.setNoDelay(true);
     socket.on("error", onError);
     socket.on("close", onClose);
     opts.signal?.addEventListener("abort", onAbort, { once: true });
