@@ -213,9 +213,20 @@ function isAlive(owner: LockOwner): boolean {
   if (owner.pid === process.pid) return false;
   try {
     process.kill(owner.pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+  // kill(pid, 0) also succeeds on a zombie: a holder killed with -9 and not yet reaped is gone.
+  return !isZombie(owner.pid);
+}
+
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // "pid (comm) S ...": the state follows the last ")" (comm may contain spaces and parentheses).
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "Z";
+  } catch {
+    return false; // no /proc (not Linux): trust kill(0)
   }
 }
 

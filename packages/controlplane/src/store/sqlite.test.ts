@@ -156,6 +156,29 @@ describe("openDataDir", () => {
     const s = await openDataDir(dir);
     await s.close();
   });
+
+  it("takes over a lock whose holder is a zombie (killed, not yet reaped)", async () => {
+    const dir = join(freshDir(), "data");
+    const { writeFileSync, mkdirSync } = await import("node:fs");
+    const { hostname } = await import("node:os");
+    const { spawn } = await import("node:child_process");
+    mkdirSync(dir);
+    // `sleep 0` exits at once and stays a zombie: its parent became `sleep 5`, which never waits.
+    const parent = spawn("sh", ["-c", "sleep 0 & echo $!; exec sleep 5"], {
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    const zombie = Number(
+      await new Promise<string>((ok) => parent.stdout.once("data", (d: Buffer) => ok(d.toString()))),
+    );
+    try {
+      await expect.poll(() => readFileSync(`/proc/${zombie}/stat`, "utf8").split(") ")[1]?.[0]).toBe("Z");
+      writeFileSync(join(dir, "LOCK"), JSON.stringify({ pid: zombie, hostname: hostname() }));
+      const s = await openDataDir(dir);
+      await s.close();
+    } finally {
+      parent.kill("SIGKILL");
+    }
+  });
 });
 
 describe("openStore", () => {
