@@ -1,40 +1,39 @@
-// `npm start`: runs a local control plane in dev mode (API open on loopback,
-// state under .weft/server) and applies the example's resources to it.
-// When `weft up` lands (issue #5) this becomes `weft up -f examples/bookstore/weft.yaml`.
-import { spawn, spawnSync } from "node:child_process";
+// `npm start`: runs the bookstore example as a whole local mesh,
+// `weft up -f examples/bookstore/weft.yaml` (prestart has installed and built
+// everything, the example included). Arguments after `--` go to weft up:
+// `npm start -- -d` starts it in the background (`weft down` stops it).
+//
+// The mesh's state, logs and control plane store live in
+// examples/bookstore/.weft/; weft ps / logs / down / apply find them when run
+// from examples/bookstore (or with --data-dir examples/bookstore/.weft).
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 
 const root = resolve(import.meta.dirname, "..");
 const weft = resolve(root, "packages/cli/dist/bin/weft.js");
-const addr = process.env.WEFT_ADDR ?? "127.0.0.1:7400";
 const example = resolve(root, "examples/bookstore");
 
-const server = spawn(
+for (const built of [weft, resolve(example, "dist/frontend.js")]) {
+  if (!existsSync(built)) {
+    console.error(`[weft] ${built} is missing: build first (npm run build; npm start does it)`);
+    process.exit(1);
+  }
+}
+
+const child = spawn(
   process.execPath,
-  [weft, "server", "--dev", "--listen", addr, "--data-dir", resolve(root, ".weft/server")],
+  [weft, "up", "-f", "examples/bookstore/weft.yaml", ...process.argv.slice(2)],
   {
-    stdio: ["ignore", "pipe", "inherit"],
+    cwd: root,
+    stdio: "inherit",
   },
 );
-let applied = false;
-server.stdout.setEncoding("utf8");
-server.stdout.on("data", (chunk) => {
-  process.stdout.write(chunk);
-  if (!applied && chunk.includes("weft server listening on")) {
-    applied = true;
-    const r = spawnSync(process.execPath, [weft, "apply", "-f", example, "--addr", addr], {
-      stdio: "inherit",
-    });
-    if (r.status !== 0) {
-      console.error(`[weft] applying ${example} failed (exit ${r.status})`);
-    } else {
-      console.log(`\n[weft] control plane ready at http://${addr} (dev mode). Try:`);
-      console.log(`  npx weft get intention --addr ${addr}`);
-      console.log(`  npx weft services --addr ${addr}`);
-      console.log(`  npx weft ca roots --addr ${addr}`);
-      console.log("Ctrl-C stops it.");
-    }
-  }
-});
-for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => server.kill("SIGTERM"));
-server.on("exit", (code) => process.exit(code ?? 0));
+// weft up stops everything in order on the first signal (and ignores the duplicate that
+// Ctrl-C under npm produces); pass on what reaches this wrapper and wait for it.
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.on(sig, () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(sig);
+  });
+}
+child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

@@ -11,9 +11,13 @@ import { registerAclCommands } from "./commands/acl.js";
 import { registerCaCommands } from "./commands/ca.js";
 import { registerCatalogCommands } from "./commands/catalog.js";
 import { registerConfigCommands } from "./commands/config.js";
+import { registerDownCommand } from "./commands/down.js";
+import { registerLogsCommand } from "./commands/logs.js";
 import { registerProxyCommand } from "./commands/proxy.js";
+import { registerPsCommand } from "./commands/ps.js";
 import { registerServerCommand } from "./commands/server.js";
 import { registerStatusCommand } from "./commands/status.js";
+import { registerUpCommand } from "./commands/up.js";
 import { EXIT_CODES_HELP, type ExitCode } from "./exit-codes.js";
 import { type Io, processIo } from "./io.js";
 import { baseProgram, configureSubcommands, mainOf, runProgram } from "./program.js";
@@ -50,6 +54,10 @@ export function buildProgram(io: Io): Command {
   registerAclCommands(program, io);
   registerCaCommands(program, io);
   registerStatusCommand(program, io);
+  registerUpCommand(program, io);
+  registerPsCommand(program, io);
+  registerDownCommand(program, io);
+  registerLogsCommand(program, io);
   configureSubcommands(program, io);
   return program;
 }

@@ -1,0 +1,53 @@
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import {
+  processAlive,
+  processStartTime,
+  readState,
+  recordedProcesses,
+  removeState,
+  writeState,
+} from "./state.js";
+import { sampleState } from "./state-sample.suite.js";
+
+const dir = mkdtempSync(join(tmpdir(), "weft-state-test-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("state file", () => {
+  it("round-trips, and anything else reads as no state", () => {
+    const p = join(dir, "state.json");
+    writeState(p, sampleState());
+    expect(readState(p)).toEqual(sampleState());
+    writeFileSync(p, "{not json");
+    expect(readState(p)).toBeUndefined();
+    writeFileSync(p, JSON.stringify({ format: 2 }));
+    expect(readState(p)).toBeUndefined();
+    removeState(p);
+    expect(readState(p)).toBeUndefined();
+  });
+
+  it("lists the processes it names: supervisor, then each replica's sidecar and app", () => {
+    expect(recordedProcesses(sampleState()).map((p) => [p.kind, p.pid, p.group])).toEqual([
+      ["supervisor", 100, true],
+      ["sidecar", 102, true],
+      ["app", 101, true],
+    ]);
+  });
+});
+
+describe("process liveness", () => {
+  it("a live pid with its start time is alive; another start time or a gone pid is not", async () => {
+    const st = processStartTime(process.pid);
+    expect(processAlive(process.pid, st)).toBe(true);
+    if (st !== null) expect(processAlive(process.pid, st + 1)).toBe(false);
+    const child = spawn(process.execPath, ["-e", ""], { stdio: "ignore" });
+    const pid = child.pid as number;
+    await new Promise((r) => child.once("exit", r));
+    expect(processAlive(pid)).toBe(false);
+    expect(processAlive(null)).toBe(false);
+    expect(processAlive(-1)).toBe(false);
+  });
+});
