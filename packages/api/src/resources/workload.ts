@@ -29,6 +29,10 @@ export const workloadHealthSchema = z
   })
   .superRefine((h, ctx) => {
     exactlyOne(h, ["http", "tcp", "grpc"], ctx, { what: "a health check needs exactly" });
+    // The sidecar's limits (weft proxy --health-interval / --health-timeout).
+    if (h.interval < 100)
+      ctx.addIssue({ code: "custom", path: ["interval"], message: "must be at least 100ms" });
+    if (h.timeout < 10) ctx.addIssue({ code: "custom", path: ["timeout"], message: "must be at least 10ms" });
     if (h.timeout > h.interval) {
       ctx.addIssue({ code: "custom", path: ["timeout"], message: "must not be longer than interval" });
     }

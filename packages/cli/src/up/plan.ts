@@ -131,8 +131,6 @@ export function planFile(file: string, displayName = file): PlanResult {
       if (r.kind === "Gateway") gateways.push(r.name);
     }
   });
-  const problems = limitProblems(workloads, documents, displayName);
-  if (problems.length > 0) return { ok: false, errors: problems };
   if (workloads.length === 0) {
     return {
       ok: false,
@@ -163,22 +161,6 @@ function workloadField(
       message: "",
     }).replace(/: $/, "");
   };
-}
-
-/** What the schema allows but the sidecar refuses (`weft proxy` flag limits). */
-function limitProblems(
-  workloads: readonly WorkloadPlan[],
-  documents: readonly SourceDocument[],
-  displayName: string,
-): string[] {
-  const at = workloadField(documents, displayName);
-  const out: string[] = [];
-  workloads.forEach((w, i) => {
-    if (w.health.intervalMs < 100)
-      out.push(`${at(i, w.name, ["health", "interval"])}: must be at least 100ms`);
-    if (w.health.timeoutMs < 10) out.push(`${at(i, w.name, ["health", "timeout"])}: must be at least 10ms`);
-  });
-  return out;
 }
 
 /** A host port the plan will bind, and where the file asks for it. */
