@@ -375,6 +375,8 @@ export interface RawH2Options {
   settings?: readonly (readonly [number, number])[];
   /** Do not read from the socket at all (a peer that never reads). */
   noRead?: boolean;
+  /** Never acknowledge the server's SETTINGS (its limits then only bind as "pending"). */
+  noAck?: boolean;
 }
 
 /**
@@ -391,14 +393,16 @@ export class RawH2 {
   closedAt = 0;
   readonly openedAt = Date.now();
   bytesIn = 0;
-  private buf = Buffer.alloc(0);
+  private buf: Buffer = Buffer.alloc(0);
   private headerBlock: { streamId: number; parts: Buffer[] } | undefined;
   private readonly decoder = new StatusDecoder();
+  private readonly ack: boolean;
 
   constructor(
     readonly socket: Duplex,
     opts: RawH2Options = {},
   ) {
+    this.ack = !opts.noAck;
     socket.on("error", () => {});
     socket.on("close", () => {
       this.closed = true;
@@ -479,7 +483,7 @@ export class RawH2 {
     this.count(type);
     switch (type) {
       case FrameType.SETTINGS:
-        if ((flags & FrameFlag.ACK) === 0 && !this.socket.destroyed) {
+        if ((flags & FrameFlag.ACK) === 0 && this.ack && !this.socket.destroyed) {
           this.socket.write(frame(FrameType.SETTINGS, FrameFlag.ACK, 0));
         }
         break;

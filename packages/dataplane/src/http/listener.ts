@@ -5,6 +5,7 @@ import type { Duplex } from "node:stream";
 import { tracer } from "@weft/core";
 import type { DrainTracker } from "./drain.js";
 import { Flag } from "./flags.js";
+import { watchLiveness } from "./liveness.js";
 import { rawLocalReply } from "./local-reply.js";
 import type { HttpLimits } from "./types.js";
 import { endWith } from "./upgrade.js";
@@ -149,6 +150,12 @@ export function createH2Server(
   });
   server.on("session", (session: ServerHttp2Session) => {
     session.on("error", (e: Error) => trace("h2 session error", { error: e.message }));
+    let open = 0;
+    session.on("stream", (stream: ServerHttp2Stream) => {
+      open++;
+      stream.once("close", () => open--);
+    });
+    watchLiveness(session, () => open);
     session.setTimeout(limits.idleTimeoutMs, () => session.close());
     try {
       session.setLocalWindowSize(1024 * 1024);
