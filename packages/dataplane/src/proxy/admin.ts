@@ -25,7 +25,13 @@ function send(res: ServerResponse, status: number, type: string, body: string): 
 }
 
 export function createAdminServer(view: AdminView): Server {
-  const server = createServer({ maxHeaderSize: 8 * 1024, requestTimeout: 10_000, headersTimeout: 5_000 });
+  const server = createServer({
+    maxHeaderSize: 8 * 1024,
+    requestTimeout: 10_000,
+    headersTimeout: 5_000,
+    // Node checks these timeouts every 30 s by default: a slowloris would outlive them.
+    connectionsCheckingInterval: 1_000,
+  });
   server.maxHeadersCount = 64;
   server.on("request", (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? "/").split("?")[0];
@@ -49,8 +55,14 @@ export function createAdminServer(view: AdminView): Server {
       send(res, 404, "text/plain", "not found: try /ready, /config or /metrics\n");
     }
   });
-  server.on("clientError", (_err, socket) => {
-    if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n");
+  server.on("clientError", (err: NodeJS.ErrnoException, socket) => {
+    const status =
+      err.code === "HPE_HEADER_OVERFLOW"
+        ? "431 Request Header Fields Too Large"
+        : err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+          ? "408 Request Timeout"
+          : "400 Bad Request";
+    if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\n\r\n`);
     else socket.destroy();
   });
   return server;
