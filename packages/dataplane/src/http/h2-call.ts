@@ -11,6 +11,9 @@ import type { HeaderMap, IncomingHeaders, UpstreamCall, UpstreamEvents } from ".
  * "end" time a real END_STREAM leaves the stream open or closed with
  * NO_ERROR; a reset has already closed it with its code.
  */
+/** How long an abandoned response may take to end by itself before its stream is reset. */
+const DRAIN_BEFORE_RESET_MS = 250;
+
 export function endedByReset(stream: Http2Stream): boolean {
   return stream.closed && stream.rstCode !== undefined && stream.rstCode !== h2c.NGHTTP2_NO_ERROR;
 }
@@ -96,6 +99,20 @@ export function openH2Call(
     cancel() {
       over = true;
       cancelled = true;
+      // The client left after the response started while our request was whole: most often it had
+      // everything already (it closes as soon as Content-Length bytes are in, a moment before the
+      // peer's END_STREAM is read). A RST_STREAM per such exchange would count against the peer's
+      // reset rate limit (nghttp2 answers a burst with GOAWAY, failing every stream on the session),
+      // so the rest is drained for a moment and the stream reset only if it does not end by then.
+      if (requestEnded && responded && !stream.destroyed) {
+        stream.resume();
+        const timer = setTimeout(() => {
+          if (!stream.destroyed && !stream.closed) stream.close(h2c.NGHTTP2_CANCEL);
+        }, DRAIN_BEFORE_RESET_MS);
+        timer.unref();
+        stream.once("close", () => clearTimeout(timer));
+        return;
+      }
       // CANCEL looks like a clean end of the body to a node:http2 server (see endedByReset); a request
       // body cut short is reset with INTERNAL_ERROR so that no app can take it for complete.
       if (!stream.destroyed) stream.close(requestEnded ? h2c.NGHTTP2_CANCEL : h2c.NGHTTP2_INTERNAL_ERROR);
