@@ -7,7 +7,7 @@
  */
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { parseDocuments, validateFiles } from "@weft/api";
+import { parseDocuments, type Resource, validateFiles } from "@weft/api";
 import { WeftError } from "@weft/core";
 
 const EXTENSIONS = /\.(ya?ml|json)$/i;
@@ -79,11 +79,15 @@ function rawDocuments(text: string): unknown[] {
 /**
  * Reads and validates every file under `path` as one set (so a directory's
  * files may refer to each other, and port collisions across files are
- * caught); never contacts a server.
+ * caught); never contacts a server. `existing`: resources already stored,
+ * which the files may refer to (a Split naming the subsets of a stored Resolver).
  */
-export function loadResources(path: string): LoadResult {
+export function loadResources(path: string, existing: readonly Resource[] = []): LoadResult {
   const sources = readSources(path);
-  const r = validateFiles(sources.map((s) => ({ text: s.text, fileName: s.path })));
+  const r = validateFiles(
+    sources.map((s) => ({ text: s.text, fileName: s.path })),
+    { existing },
+  );
   const out: LoadResult = {
     files: sources.map((s) => s.path),
     documents: [],

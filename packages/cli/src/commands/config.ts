@@ -4,7 +4,7 @@
  * nothing when any is invalid; the server validates again (schema, then
  * cross-resource against the stored set) and writes all or nothing.
  */
-import type { ClientResource } from "@weft/api";
+import { type ClientResource, KINDS, parseResource, type Resource, type WeftClient } from "@weft/api";
 import { WeftError } from "@weft/core";
 import type { Command } from "commander";
 import { Option } from "commander";
@@ -13,6 +13,19 @@ import { loadResources } from "../files.js";
 import type { Io } from "../io.js";
 import { kindList, resolveKind } from "../kinds.js";
 import { json, paint, plural, table, useColor, yamlDocs } from "../output.js";
+
+/** Every stored resource, parsed; what the server's set rules check a new file against. */
+async function storedResources(client: WeftClient): Promise<Resource[]> {
+  const lists = await Promise.all(KINDS.map((k) => client.listConfig(k)));
+  const out: Resource[] = [];
+  for (const list of lists) {
+    for (const r of list.value) {
+      const parsed = parseResource(r);
+      if (parsed.ok) out.push(parsed.resource);
+    }
+  }
+  return out;
+}
 
 function invalid(errors: readonly string[], files: number, io: Io): WeftError {
   for (const e of errors) io.err.write(`${e}\n`);
@@ -39,12 +52,19 @@ export function registerConfigCommands(program: Command, io: Io): void {
       "\nExamples:\n  $ weft apply -f mesh.yaml\n  $ weft apply -f config/ --addr 10.0.0.5:7400\n",
     )
     .action(async (opts: ClientFlags & { file: string; json?: boolean }) => {
-      const loaded = loadResources(opts.file);
+      const client = clientFrom(opts, io.cwd);
+      let loaded = loadResources(opts.file);
+      if (loaded.errors.length > 0) {
+        // References may point at what is already stored (a Split at a stored Resolver's subsets):
+        // check again against it, as the server will. Unreachable: the local errors stand.
+        const stored = await storedResources(client).catch(() => undefined);
+        if (stored) loaded = loadResources(opts.file, stored);
+      }
       if (loaded.errors.length > 0) throw invalid(loaded.errors, loaded.files.length, io);
       if (loaded.documents.length === 0) {
         throw new WeftError("WEFT_ERR_USAGE", { detail: `no resources found in ${opts.file}` });
       }
-      const res = await clientFrom(opts, io.cwd).applyConfig(loaded.documents);
+      const res = await client.applyConfig(loaded.documents);
       if (opts.json) {
         io.out.write(json(res));
         return;
