@@ -81,13 +81,22 @@ export interface InboundConfig {
   maxRequestBodyBytes?: number;
 }
 
+/** One weighted target of a Split: a cluster of the snapshot. */
+export interface SplitTarget {
+  cluster: string;
+  /** Percent, 0..100; the targets of one listener sum to 100. */
+  weight: number;
+}
+
 export interface UpstreamListener {
   /** The destination service the app named with `--upstream SERVICE=PORT`. */
   service: string;
   localPort: number;
   protocol: SnapshotProtocol;
-  /** The cluster that serves requests no route claims (with #7: routes and splits pick others). */
+  /** The cluster for traffic no split takes: the service's Resolver default subset, else all its instances. */
   cluster: string;
+  /** The service's Split: each request (HTTP) or connection (TCP) goes to one target by weight. */
+  splits?: SplitTarget[];
 }
 
 export interface HashPolicy {
@@ -357,6 +366,20 @@ export function checkSnapshot(v: unknown): SnapshotCheck {
       oneOf(o.protocol, `${p}.protocol`, SNAPSHOT_PROTOCOLS);
       const cluster = str(o.cluster, `${p}.cluster`);
       if (!Object.hasOwn(clusters, cluster)) fail(`${p}.cluster`, `no cluster "${cluster}" in the snapshot`);
+      if (o.splits !== undefined) {
+        let sum = 0;
+        arr(o.splits, `${p}.splits`, 64).forEach((t, j) => {
+          const tp = `${p}.splits[${j}]`;
+          const target = obj(t, tp);
+          const c = str(target.cluster, `${tp}.cluster`);
+          if (!Object.hasOwn(clusters, c)) fail(`${tp}.cluster`, `no cluster "${c}" in the snapshot`);
+          if (typeof target.weight !== "number" || !(target.weight >= 0 && target.weight <= 100)) {
+            fail(`${tp}.weight`, "expected a number in 0..100");
+          }
+          sum += target.weight;
+        });
+        if (Math.abs(sum - 100) > 0.01) fail(`${p}.splits`, `weights sum to ${sum}, not 100`);
+      }
     });
     return { ok: true, snapshot: v as ProxySnapshot };
   } catch (e) {

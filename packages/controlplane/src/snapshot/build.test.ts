@@ -9,9 +9,13 @@ import {
   intentionSchema,
   type Mesh,
   meshSchema,
+  type Resolver,
+  resolverSchema,
   type ServiceDefaults,
   SNAPSHOT_LIMITS,
+  type Split,
   serviceDefaultsSchema,
+  splitSchema,
 } from "@weft/api";
 import { isWeftError } from "@weft/core";
 import fc from "fast-check";
@@ -74,10 +78,18 @@ interface Resources {
   mesh: Mesh;
   intentions: Map<string, Intention>;
   defaults: Map<string, ServiceDefaults>;
+  resolvers: Map<string, Resolver>;
+  splits: Map<string, Split>;
 }
 
 function parseResources(mesh: unknown, resources: readonly { kind: string }[]): Resources {
-  const out: Resources = { mesh: meshSchema.parse(mesh), intentions: new Map(), defaults: new Map() };
+  const out: Resources = {
+    mesh: meshSchema.parse(mesh),
+    intentions: new Map(),
+    defaults: new Map(),
+    resolvers: new Map(),
+    splits: new Map(),
+  };
   for (const r of resources) {
     if (r.kind === "Intention") {
       const it = intentionSchema.parse(r);
@@ -85,6 +97,12 @@ function parseResources(mesh: unknown, resources: readonly { kind: string }[]): 
     } else if (r.kind === "ServiceDefaults") {
       const sd = serviceDefaultsSchema.parse(r);
       out.defaults.set(sd.name, sd);
+    } else if (r.kind === "Resolver") {
+      const rs = resolverSchema.parse(r);
+      out.resolvers.set(rs.name, rs);
+    } else if (r.kind === "Split") {
+      const sp = splitSchema.parse(r);
+      out.splits.set(sp.name, sp);
     } else {
       throw new Error(`golden inputs do not take ${r.kind} resources (yet)`);
     }
@@ -102,6 +120,8 @@ function inputsFrom(
     mesh: res.mesh,
     intention: (s) => res.intentions.get(s),
     serviceDefaults: (s) => res.defaults.get(s),
+    resolver: (s) => res.resolvers.get(s),
+    split: (s) => res.splits.get(s),
     instances: (s) => (Object.hasOwn(instances, s) ? (instances[s] as Instance[]) : []),
   };
 }
@@ -136,6 +156,7 @@ describe("buildSnapshot golden files", () => {
         "weights-from-meta",
         "mesh-allow",
         "protocol-majority",
+        "split-subsets",
       ]),
     );
   });
@@ -390,9 +411,13 @@ describe("deps", () => {
       config: [
         "Intention/web",
         "Mesh/mesh",
+        "Resolver/api",
+        "Resolver/db",
         "ServiceDefaults/api",
         "ServiceDefaults/db",
         "ServiceDefaults/web",
+        "Split/api",
+        "Split/db",
       ],
     });
     // Exactly what was read: every lookup is in deps, and each key was looked up once.

@@ -37,11 +37,14 @@ import {
   MESH_NAME,
   type Mesh,
   type ProxySnapshot,
+  type Resolver,
   type ServiceDefaults,
   SNAPSHOT_FORMAT,
   type SnapshotHeaderMatch,
   type SnapshotHttpMatch,
   type SnapshotProtocol,
+  type Split,
+  type SplitTarget,
   TIMEOUTS_DEFAULTS,
   type UpstreamListener,
   workloadId,
@@ -56,6 +59,8 @@ export interface SnapshotInputs {
   mesh: Mesh;
   intention(service: string): Intention | undefined;
   serviceDefaults(service: string): ServiceDefaults | undefined;
+  resolver(service: string): Resolver | undefined;
+  split(service: string): Split | undefined;
   /** All instances of a service, any health status. Must not be mutated by the callee (it is not). */
   instances(service: string): readonly Instance[];
 }
@@ -101,15 +106,23 @@ export function tryBuildSnapshot(inputs: SnapshotInputs): SnapshotBuild {
   const reader = new RecordingReader(inputs);
   const protocols = new ServiceProtocols(reader);
 
-  const upstreams = (instance.proxy?.upstreams ?? []).map(
-    (u): UpstreamListener => ({
+  const refs = new ClusterRefs(reader);
+  const upstreams = (instance.proxy?.upstreams ?? []).map((u): UpstreamListener => {
+    const listener: UpstreamListener = {
       service: u.service,
       localPort: u.localPort,
       protocol: protocols.of(u.service),
-      cluster: u.service,
-    }),
-  );
-  const clusters = clusterRefs(upstreams).map((ref) => buildCluster(ref, reader, protocols, mesh));
+      cluster: refs.add(u.service, undefined),
+    };
+    const split = reader.split(u.service);
+    if (split) {
+      listener.splits = split.splits.map(
+        (e): SplitTarget => ({ cluster: refs.add(e.service, e.subset), weight: e.weight }),
+      );
+    }
+    return listener;
+  });
+  const clusters = refs.sorted().map((ref) => buildCluster(ref, reader, protocols, mesh));
 
   const content: Content = {
     format: SNAPSHOT_FORMAT,
@@ -166,6 +179,8 @@ export function snapshotVersion(content: Content): string {
 class RecordingReader {
   private readonly intentions = new Map<string, Intention | undefined>();
   private readonly defaults = new Map<string, ServiceDefaults | undefined>();
+  private readonly resolvers = new Map<string, Resolver | undefined>();
+  private readonly splits = new Map<string, Split | undefined>();
   private readonly instanceLists = new Map<string, readonly Instance[]>();
 
   constructor(private readonly inputs: SnapshotInputs) {}
@@ -178,6 +193,14 @@ class RecordingReader {
     return memo(this.defaults, service, () => this.inputs.serviceDefaults(service));
   }
 
+  resolver(service: string): Resolver | undefined {
+    return memo(this.resolvers, service, () => this.inputs.resolver(service));
+  }
+
+  split(service: string): Split | undefined {
+    return memo(this.splits, service, () => this.inputs.split(service));
+  }
+
   instances(service: string): readonly Instance[] {
     return memo(this.instanceLists, service, () => this.inputs.instances(service));
   }
@@ -187,6 +210,8 @@ class RecordingReader {
       `Mesh/${MESH_NAME}`,
       ...[...this.intentions.keys()].map((s) => `Intention/${s}`),
       ...[...this.defaults.keys()].map((s) => `ServiceDefaults/${s}`),
+      ...[...this.resolvers.keys()].map((s) => `Resolver/${s}`),
+      ...[...this.splits.keys()].map((s) => `Split/${s}`),
     ];
     return {
       services: sorted(new Set([ownService, ...this.instanceLists.keys()])),
@@ -306,22 +331,36 @@ function majorityProtocol(instances: readonly Instance[]): SnapshotProtocol | un
 // ---------------------------------------------------------------- clusters
 
 /**
- * What a cluster serves. Today one per upstream service; with routes,
- * splits and failover (#7) a ref will name a subset or another service, and
- * several refs will share a service.
+ * What a cluster serves: a service, or one subset of it (the instances its
+ * Resolver's subset filter selects). Listeners and split targets name them
+ * `<service>` or `<service>.<subset>`; a target without a subset takes the
+ * service's Resolver `defaultSubset`, as in Consul.
  */
 interface ClusterRef {
   name: string;
   service: string;
+  subset?: string;
 }
 
-/** Distinct refs sorted by name, so cluster order does not follow declaration order. */
-function clusterRefs(upstreams: readonly UpstreamListener[]): ClusterRef[] {
-  const byName = new Map<string, ClusterRef>();
-  for (const u of upstreams) {
-    if (!byName.has(u.cluster)) byName.set(u.cluster, { name: u.cluster, service: u.service });
+class ClusterRefs {
+  private readonly byName = new Map<string, ClusterRef>();
+
+  constructor(private readonly reader: RecordingReader) {}
+
+  /** Registers the cluster for `service` (and subset) and returns its name. */
+  add(service: string, subset: string | undefined): string {
+    const chosen = subset ?? this.reader.resolver(service)?.defaultSubset;
+    const name = chosen === undefined ? service : `${service}.${chosen}`;
+    if (!this.byName.has(name)) {
+      this.byName.set(name, chosen === undefined ? { name, service } : { name, service, subset: chosen });
+    }
+    return name;
   }
-  return sorted(byName.keys()).map((n) => byName.get(n) as ClusterRef);
+
+  /** Sorted by name, so cluster order does not follow declaration order. */
+  sorted(): ClusterRef[] {
+    return sorted(this.byName.keys()).map((n) => this.byName.get(n) as ClusterRef);
+  }
 }
 
 function buildCluster(
@@ -331,19 +370,38 @@ function buildCluster(
   mesh: Mesh,
 ): ClusterConfig {
   const sd = reader.serviceDefaults(ref.service);
+  const resolver = reader.resolver(ref.service);
   const request = sd?.timeouts.request;
+  let instances = reader.instances(ref.service);
+  if (ref.subset !== undefined) {
+    // A subset the Resolver no longer defines selects nothing: no traffic rather than all of it.
+    const filter = resolver?.subsets[ref.subset];
+    instances = filter ? instances.filter((i) => inSubset(i, filter)) : [];
+  }
   return {
     name: ref.name,
     service: ref.service,
+    ...(ref.subset !== undefined ? { subset: ref.subset } : {}),
     protocol: protocols.of(ref.service),
     spiffeId: workloadId(mesh.trustDomain, ref.service),
     lb: lbConfig(sd),
-    connectTimeoutMs: sd?.timeouts.connect ?? TIMEOUTS_DEFAULTS.connect,
+    // The Resolver's connect timeout is the service's when there is one (Consul's connect_timeout).
+    connectTimeoutMs: resolver?.connectTimeout ?? sd?.timeouts.connect ?? TIMEOUTS_DEFAULTS.connect,
     idleTimeoutMs: sd?.timeouts.idle ?? TIMEOUTS_DEFAULTS.idle,
     ...(request !== undefined ? { requestTimeoutMs: request } : {}),
     circuitBreaker: circuitBreaker(sd),
-    endpoints: endpoints(reader.instances(ref.service)),
+    endpoints: endpoints(instances),
   };
+}
+
+/** An instance belongs to a subset when it has every tag and every meta entry of the filter. */
+function inSubset(
+  i: Instance,
+  filter: { tags?: string[] | undefined; meta?: Record<string, string> | undefined },
+): boolean {
+  for (const t of filter.tags ?? []) if (!i.tags.includes(t)) return false;
+  for (const [k, v] of Object.entries(filter.meta ?? {})) if (i.meta[k] !== v) return false;
+  return true;
 }
 
 function circuitBreaker(sd: ServiceDefaults | undefined): CircuitBreakerConfig {

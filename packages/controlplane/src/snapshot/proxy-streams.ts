@@ -174,6 +174,8 @@ export class ProxyStreams implements Disposable {
       mesh: this.mesh(),
       intention: (svc) => config.parsed("Intention", svc) as never,
       serviceDefaults: (svc) => config.parsed("ServiceDefaults", svc) as never,
+      resolver: (svc) => config.parsed("Resolver", svc) as never,
+      split: (svc) => config.parsed("Split", svc) as never,
       instances: (svc) => catalog.serviceInstances(svc, "any"),
     });
   }

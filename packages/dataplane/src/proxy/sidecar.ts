@@ -34,6 +34,7 @@ import { createAdminServer } from "./admin.js";
 import { ClusterSet } from "./clusters.js";
 import { ConfigStream } from "./config-stream.js";
 import { ProxyMetrics } from "./metrics.js";
+import { clusterNameFor } from "./split.js";
 
 export interface HostPort {
   host: string;
@@ -396,7 +397,7 @@ export class Sidecar {
       server.on("connection", (socket) => {
         const snap = this.stream?.snapshot;
         const listener = snap?.upstreams.find((u) => u.service === up.service);
-        const cluster = listener ? this.clusters.get(listener.cluster) : undefined;
+        const cluster = listener ? this.clusters.get(clusterNameFor(listener)) : undefined;
         if (!listener || !cluster) {
           socket.resetAndDestroy();
           return;
@@ -428,7 +429,8 @@ export class Sidecar {
       h = createOutboundHttp({
         cluster: () => {
           const listener = this.stream?.snapshot?.upstreams.find((u) => u.service === service);
-          const c = listener ? this.clusters.get(listener.cluster) : undefined;
+          // Called once per request: a split is drawn per request.
+          const c = listener ? this.clusters.get(clusterNameFor(listener)) : undefined;
           return c && c.protocol !== "tcp" ? (c as never) : undefined;
         },
         pool: this.pool as Http2PeerPool,
