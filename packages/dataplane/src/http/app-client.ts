@@ -4,6 +4,7 @@ import net from "node:net";
 import { describeError, tracer } from "@weft/core";
 import type { DataplaneLogger } from "../logger.js";
 import { openH2Call } from "./h2-call.js";
+import { closeSession } from "./h2-peer-pool.js";
 import { cleanTrailers, type RequestHead, responseHeaders, toH2RequestHeaders } from "./headers.js";
 import type { HttpProtocol, UpstreamCall, UpstreamEvents } from "./types.js";
 
@@ -242,19 +243,7 @@ class H2cAppClient implements AppClient {
 
   async close(): Promise<void> {
     this.#closed = true;
-    await Promise.all(
-      [...this.#live].map(
-        (s) =>
-          new Promise<void>((resolve) => {
-            if (s.destroyed) {
-              resolve();
-              return;
-            }
-            s.once("close", () => resolve());
-            s.close();
-          }),
-      ),
-    );
+    await Promise.all([...this.#live].map(closeSession));
   }
 
   destroy(): void {

@@ -169,18 +169,7 @@ export class Http2PeerPool {
   async close(): Promise<void> {
     this.#closed = true;
     this.#sessions.clear();
-    const waits = [...this.#live].map(
-      (s) =>
-        new Promise<void>((resolve) => {
-          if (s.destroyed) {
-            resolve();
-            return;
-          }
-          s.once("close", () => resolve());
-          s.close();
-        }),
-    );
-    await Promise.all(waits);
+    await Promise.all([...this.#live].map(closeSession));
   }
 
   /** Immediate: every session and stream is torn down. */
@@ -190,4 +179,16 @@ export class Http2PeerPool {
     for (const s of this.#live) s.destroy();
     this.#live.clear();
   }
+}
+
+/** GOAWAY, then resolves once the session's streams are done and it has closed. */
+export function closeSession(s: ClientHttp2Session): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (s.destroyed) {
+      resolve();
+      return;
+    }
+    s.once("close", () => resolve());
+    s.close();
+  });
 }
