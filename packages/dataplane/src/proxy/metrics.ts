@@ -86,6 +86,12 @@ export class ProxyMetrics {
     });
   }
 
+  /** Labelled children by label values: prom-client hashes a label object on every call otherwise. */
+  private readonly children = new Map<
+    string,
+    { count: { inc(): void }; time: { observe(v: number): void } }
+  >();
+
   request(
     direction: Direction,
     source: string,
@@ -95,16 +101,19 @@ export class ProxyMetrics {
     durationMs: number,
   ): void {
     const cls = status >= 100 && status < 600 ? `${Math.floor(status / 100)}xx` : "other";
-    this.requests.inc({
-      direction,
-      source_service: source,
-      destination_service: destination,
-      response_code_class: cls,
-      response_flags: flags === "" ? "-" : flags,
-    });
-    this.duration.observe(
-      { direction, source_service: source, destination_service: destination },
-      durationMs / 1000,
-    );
+    const flag = flags === "" ? "-" : flags;
+    const key = `${direction}\u0000${source}\u0000${destination}\u0000${cls}\u0000${flag}`;
+    let child = this.children.get(key);
+    if (child === undefined) {
+      // Bounded like the labels themselves; a burst of new peers only costs a rebuild.
+      if (this.children.size >= 10_000) this.children.clear();
+      child = {
+        count: this.requests.labels(direction, source, destination, cls, flag),
+        time: this.duration.labels(direction, source, destination),
+      };
+      this.children.set(key, child);
+    }
+    child.count.inc();
+    child.time.observe(durationMs / 1000);
   }
 }
