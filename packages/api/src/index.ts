@@ -1,3 +1,4 @@
+export * from "./authz/index.js";
 export * from "./ca.js";
 export * from "./catalog.js";
 export * from "./client.js";

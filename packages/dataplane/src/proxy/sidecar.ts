@@ -16,11 +16,10 @@
 import { randomBytes } from "node:crypto";
 import net, { type AddressInfo } from "node:net";
 import type { TLSSocket, Server as TlsServer } from "node:tls";
+import { type Authorizer, canonicalPath, compileAuthz } from "@weft/api/authz";
 import type { WeftClient } from "@weft/api/client";
 import type { ProxySnapshot, SnapshotProtocol } from "@weft/api/snapshot";
 import { Backoff, type Clock, describeError, isWeftError, systemClock } from "@weft/core";
-import { type Authorizer, compileAuthz } from "../authz/authorizer.js";
-import { canonicalPath } from "../authz/canonical-path.js";
 import { HealthChecker } from "../health/checker.js";
 import type { HealthCheckSpec, ProbeResult } from "../health/result.js";
 import { Http2PeerPool } from "../http/h2-peer-pool.js";

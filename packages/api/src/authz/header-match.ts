@@ -1,4 +1,4 @@
-import type { SnapshotHeaderMatch } from "@weft/api/snapshot";
+import type { SnapshotHeaderMatch } from "../snapshot.js";
 
 /**
  * Header matches, compiled once per snapshot into closures (regexes built

@@ -1,5 +1,5 @@
-import type { AuthzPermission, AuthzSource, InboundAuthz, SnapshotHttpMatch } from "@weft/api/snapshot";
 import { describe, expect, it } from "vitest";
+import type { AuthzPermission, AuthzSource, InboundAuthz, SnapshotHttpMatch } from "../snapshot.js";
 import { type AuthzCode, type AuthzDecision, compileAuthz, type HttpRequestFacts } from "./authorizer.js";
 import { canonicalPath } from "./canonical-path.js";
 

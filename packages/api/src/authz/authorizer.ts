@@ -1,4 +1,4 @@
-import type { AuthzPermission, AuthzSource, InboundAuthz, SnapshotHttpMatch } from "@weft/api/snapshot";
+import type { AuthzPermission, AuthzSource, InboundAuthz, SnapshotHttpMatch } from "../snapshot.js";
 import { canonicalPath } from "./canonical-path.js";
 import {
   type CompiledHeaderMatch,
@@ -223,7 +223,16 @@ function canonicalConfigPath(raw: string): string {
   return c.ok && c.query === "" && !raw.includes("#") ? c.path : raw;
 }
 
-function compileHttpMatch(m: SnapshotHttpMatch): { test: RequestTest; description: string } {
+/**
+ * One HTTP match as a test and a description (`pathPrefix /admin, methods
+ * GET`). Exported for explanations (`weft explain` lists each permission it
+ * tried); the authorizer compiles through the same function, so the two
+ * cannot disagree.
+ */
+export function compileHttpMatch(m: SnapshotHttpMatch): {
+  test: (req: HttpRequestFacts) => boolean;
+  description: string;
+} {
   const tests: RequestTest[] = [];
   const parts: string[] = [];
   if (m.pathExact !== undefined) {
