@@ -25,6 +25,7 @@ import type {
   ServiceInstancesResponse,
   ServiceSummary,
 } from "./catalog.js";
+import type { ExplainQuery, ExplainResponse } from "./explain.js";
 // Values only from zod-free modules: the sidecar loads this file through `@weft/api/client`.
 import { BLOCKING_DEFAULT_WAIT_MS, BLOCKING_MAX_WAIT_MS } from "./patterns.js";
 import type { ProxySnapshot, ProxyStreamMessage } from "./snapshot.js";
@@ -489,6 +490,17 @@ export class WeftClient {
       opts.signal?.removeEventListener("abort", onAbort);
       ac.abort();
     }
+  }
+
+  // --- explain ---
+
+  /** GET /v1/explain: what the mesh would do with one request from `from` to `to`. */
+  async explain(q: ExplainQuery): Promise<ExplainResponse> {
+    const params = new URLSearchParams({ from: q.from, to: q.to });
+    if (q.method !== undefined) params.set("method", q.method);
+    if (q.path !== undefined) params.set("path", q.path);
+    for (const [name, value] of q.headers ?? []) params.append("header", `${name}:${value}`);
+    return (await this.#request<ExplainResponse>("GET", `/v1/explain?${params}`)).body;
   }
 
   // --- plumbing ---

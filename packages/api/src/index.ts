@@ -3,6 +3,7 @@ export * from "./ca.js";
 export * from "./catalog.js";
 export * from "./client.js";
 export * from "./documents.js";
+export * from "./explain.js";
 export * from "./names.js";
 export * from "./resources/index.js";
 export * from "./safe-regex.js";

@@ -12,6 +12,7 @@ import { registerCaCommands } from "./commands/ca.js";
 import { registerCatalogCommands } from "./commands/catalog.js";
 import { registerConfigCommands } from "./commands/config.js";
 import { registerDownCommand } from "./commands/down.js";
+import { registerExplainCommand } from "./commands/explain.js";
 import { registerLogsCommand } from "./commands/logs.js";
 import { registerProxyCommand } from "./commands/proxy.js";
 import { registerPsCommand } from "./commands/ps.js";
@@ -54,6 +55,7 @@ export function buildProgram(io: Io): Command {
   registerAclCommands(program, io);
   registerCaCommands(program, io);
   registerStatusCommand(program, io);
+  registerExplainCommand(program, io);
   registerUpCommand(program, io);
   registerPsCommand(program, io);
   registerDownCommand(program, io);

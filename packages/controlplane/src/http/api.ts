@@ -27,6 +27,7 @@ import type { CaService } from "../ca/ca-service.js";
 import { checkCsr } from "../ca/csr.js";
 import type { Catalog, StatusFilter } from "../catalog/catalog.js";
 import type { ConfigService } from "../config/config.js";
+import { explain, parseExplainQuery } from "../explain/explain.js";
 import type { ProxyStreams } from "../snapshot/proxy-streams.js";
 import type { Store } from "../store/store.js";
 import { BlockingQueries } from "./blocking.js";
@@ -306,6 +307,18 @@ export function buildRoutes(d: ApiDeps): Router<RouteDef> {
       const snapshot = d.proxies.current(inst.id);
       if (!snapshot) throw weftError("WEFT_ERR_NOT_FOUND", { what: `instance "${inst.id}"` });
       return { body: snapshot };
+    }),
+  );
+
+  // --- explain ---
+  r.add(
+    "GET",
+    "/v1/explain",
+    tok(async (ctx) => {
+      const q = parseExplainQuery(ctx.query);
+      // Reading the destination's config and health is what service:<to>:read grants (operator has it).
+      authorize(ctx.identity, servicePermission(q.to, "read"));
+      return { body: explain({ catalog, config }, q) };
     }),
   );
 
