@@ -131,6 +131,49 @@ export interface CircuitBreakerConfig {
   maxRetries: number;
 }
 
+/** Conditions a retry policy can name (the schema's RETRY_ON, Envoy's `retry_on` vocabulary). */
+export type SnapshotRetryOn =
+  | "connect-failure"
+  | "reset"
+  | "5xx"
+  | "gateway-error"
+  | "retriable-status-codes"
+  | "refused-stream"
+  | "cancelled"
+  | "deadline-exceeded"
+  | "internal"
+  | "resource-exhausted"
+  | "unavailable";
+export const SNAPSHOT_RETRY_ON: readonly SnapshotRetryOn[] = [
+  "connect-failure",
+  "reset",
+  "5xx",
+  "gateway-error",
+  "retriable-status-codes",
+  "refused-stream",
+  "cancelled",
+  "deadline-exceeded",
+  "internal",
+  "resource-exhausted",
+  "unavailable",
+];
+
+/** The service's retry policy (ServiceDefaults.retries), durations in milliseconds. */
+export interface RetriesConfig {
+  /** Retries after the first try (0 = none). */
+  numRetries: number;
+  retryOn: SnapshotRetryOn[];
+  /** Statuses retried when retryOn has "retriable-status-codes". */
+  retryOnStatusCodes?: number[];
+  perTryTimeoutMs?: number;
+  /** Full-jitter exponential backoff between tries. */
+  backoff: { baseIntervalMs: number; maxIntervalMs: number };
+  /** Retries at most `percent` of requests over a window, plus a floor. */
+  budget: { percent: number; minRetriesPerSecond: number };
+  /** Retry a non-idempotent request whose body may have reached the upstream. */
+  retryNonIdempotent: boolean;
+}
+
 export interface ClusterConfig {
   /** `<service>` or `<service>.<subset>`: unique within the snapshot. */
   name: string;
@@ -144,6 +187,8 @@ export interface ClusterConfig {
   idleTimeoutMs: number;
   requestTimeoutMs?: number;
   circuitBreaker: CircuitBreakerConfig;
+  /** Absent: no retries beyond the transparent ones before any byte is sent. */
+  retries?: RetriesConfig;
   /** Healthy instances only (passing, then warning), sorted by id. */
   endpoints: EndpointConfig[];
 }
@@ -289,6 +334,29 @@ function checkInbound(v: unknown): void {
   });
 }
 
+function checkRetries(v: unknown, p: string): void {
+  const r = obj(v, p);
+  int(r.numRetries, `${p}.numRetries`, 0, 10);
+  const on = arr(r.retryOn, `${p}.retryOn`, SNAPSHOT_RETRY_ON.length);
+  if (on.length === 0) fail(`${p}.retryOn`, "expected at least one condition");
+  for (const [i, x] of on.entries()) oneOf(x, `${p}.retryOn[${i}]`, SNAPSHOT_RETRY_ON);
+  if (r.retryOnStatusCodes !== undefined) {
+    const codes = arr(r.retryOnStatusCodes, `${p}.retryOnStatusCodes`, 32);
+    for (const [i, x] of codes.entries()) int(x, `${p}.retryOnStatusCodes[${i}]`, 100, 599);
+  }
+  if (r.perTryTimeoutMs !== undefined) int(r.perTryTimeoutMs, `${p}.perTryTimeoutMs`, 1, 86_400_000);
+  const b = obj(r.backoff, `${p}.backoff`);
+  const base = int(b.baseIntervalMs, `${p}.backoff.baseIntervalMs`, 0, 3_600_000);
+  const max = int(b.maxIntervalMs, `${p}.backoff.maxIntervalMs`, 0, 3_600_000);
+  if (max < base) fail(`${p}.backoff.maxIntervalMs`, "must not be shorter than baseIntervalMs");
+  const budget = obj(r.budget, `${p}.budget`);
+  if (typeof budget.percent !== "number" || !(budget.percent >= 0 && budget.percent <= 100)) {
+    fail(`${p}.budget.percent`, "expected a number in 0..100");
+  }
+  int(budget.minRetriesPerSecond, `${p}.budget.minRetriesPerSecond`, 0, 10_000);
+  if (typeof r.retryNonIdempotent !== "boolean") fail(`${p}.retryNonIdempotent`, "expected a boolean");
+}
+
 function checkCluster(key: string, v: unknown): void {
   const p = `clusters.${key}`;
   const c = obj(v, p);
@@ -317,6 +385,7 @@ function checkCluster(key: string, v: unknown): void {
   for (const k of ["maxConnections", "maxPendingRequests", "maxRequests", "maxRetries"]) {
     int(cb[k], `${p}.circuitBreaker.${k}`, 0, 1_000_000);
   }
+  if (c.retries !== undefined) checkRetries(c.retries, `${p}.retries`);
   const seen = new Set<string>();
   arr(c.endpoints, `${p}.endpoints`, SNAPSHOT_LIMITS.maxEndpointsPerCluster).forEach((e, i) => {
     const ep = `${p}.endpoints[${i}]`;

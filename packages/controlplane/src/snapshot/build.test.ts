@@ -157,6 +157,7 @@ describe("buildSnapshot golden files", () => {
         "mesh-allow",
         "protocol-majority",
         "split-subsets",
+        "service-defaults-retries",
       ]),
     );
   });

@@ -38,6 +38,7 @@ import {
   type Mesh,
   type ProxySnapshot,
   type Resolver,
+  type RetriesConfig,
   type ServiceDefaults,
   SNAPSHOT_FORMAT,
   type SnapshotHeaderMatch,
@@ -390,6 +391,7 @@ function buildCluster(
     idleTimeoutMs: sd?.timeouts.idle ?? TIMEOUTS_DEFAULTS.idle,
     ...(request !== undefined ? { requestTimeoutMs: request } : {}),
     circuitBreaker: circuitBreaker(sd),
+    ...(sd?.retries !== undefined ? { retries: retriesConfig(sd.retries) } : {}),
     endpoints: endpoints(instances),
   };
 }
@@ -411,6 +413,20 @@ function circuitBreaker(sd: ServiceDefaults | undefined): CircuitBreakerConfig {
     maxPendingRequests: cb.maxPendingRequests,
     maxRequests: cb.maxRequests,
     maxRetries: cb.maxRetries,
+  };
+}
+
+/** ServiceDefaults.retries as the proxy reads it; a zero per-try timeout means none. */
+function retriesConfig(r: NonNullable<ServiceDefaults["retries"]>): RetriesConfig {
+  // Member order follows the schema, so the golden files read like the resource.
+  return {
+    numRetries: r.numRetries,
+    retryOn: [...r.retryOn],
+    ...(r.retryOnStatusCodes !== undefined ? { retryOnStatusCodes: [...r.retryOnStatusCodes] } : {}),
+    ...(r.perTryTimeout !== undefined && r.perTryTimeout > 0 ? { perTryTimeoutMs: r.perTryTimeout } : {}),
+    backoff: { baseIntervalMs: r.backoff.baseInterval, maxIntervalMs: r.backoff.maxInterval },
+    budget: { percent: r.budget.percent, minRetriesPerSecond: r.budget.minRetriesPerSecond },
+    retryNonIdempotent: r.retryNonIdempotent,
   };
 }
 

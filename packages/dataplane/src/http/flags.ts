@@ -24,6 +24,8 @@ export const Flag = {
   DownstreamConnectionTermination: "DC",
   /** The downstream sent a malformed or ambiguous request. */
   DownstreamProtocolError: "DPE",
+  /** Every allowed retry was used and the last try still failed. */
+  UpstreamRetryLimitExceeded: "URX",
 } as const;
 
 export type FlagCode = (typeof Flag)[keyof typeof Flag];

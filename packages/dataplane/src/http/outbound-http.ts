@@ -15,6 +15,7 @@ import { h1RequestHead, h2RequestHead, type RequestHead, toH2RequestHeaders } fr
 import { createH1Server, createH2Server } from "./listener.js";
 import { rawLocalReply } from "./local-reply.js";
 import { relay } from "./relay.js";
+import { MAX_REPLAY_BODY_BYTES, ReplayBody, type TryFailure } from "./retry-policy.js";
 import {
   type Downstream,
   type HttpLimits,
@@ -63,7 +64,12 @@ interface Result {
   status: number;
   flags: FlagSet;
   endpointId?: string;
+  retries?: number;
 }
+
+const NONE: ReadonlySet<string> = new Set();
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 class DeadlineExceeded extends Error {}
 
@@ -122,6 +128,7 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
         flags: r.flags.toString(),
         durationMs: performance.now() - started,
         ...(r.endpointId !== undefined ? { endpointId: r.endpointId } : {}),
+        ...(r.retries !== undefined ? { retries: r.retries } : {}),
       });
     } catch {
       // Metrics must never break traffic.
@@ -167,7 +174,20 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
     );
   };
 
-  /** Picks, connects and relays one request; every path ends in exactly one response to the app. */
+  /**
+   * Picks, connects and relays one request, trying again as the cluster's
+   * retry policy allows; every path ends in exactly one response to the app.
+   *
+   * Two kinds of second chance: failures where nothing reached the peer
+   * (connect failure, refused stream, a closing session) are tried on
+   * another endpoint at once, up to MAX_ATTEMPTS in all, with or without a
+   * policy. Beyond that, and for failures after the request went out (a
+   * retriable status, a reset, the per-try timeout), the policy decides
+   * (retry-policy.ts), the request must be replayable (no body, or a body
+   * kept whole within MAX_REPLAY_BODY_BYTES), nothing of the response may
+   * have reached the app, and the retry budget must allow it; then the next
+   * try waits a jittered backoff and prefers another endpoint.
+   */
   async function forward(
     down: Downstream,
     head: RequestHead,
@@ -187,11 +207,68 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
     });
     const hashKey = hashKeyOf(cluster, hashHeaders, remote);
     const exclude = new Set<string>();
+    const policy = cluster.retryPolicy;
+    const budget = policy ? cluster.retryBudget : undefined;
+    budget?.recordRequest();
+    const replay = policy && down.body !== undefined ? new ReplayBody(MAX_REPLAY_BODY_BYTES) : undefined;
+    let attempts = 0;
     let failures = 0;
+    let retries = 0;
+    let exhausted = false;
+    /** After a policy retry, excluding failed endpoints is a preference: a lone endpoint is tried again. */
+    let preferOthers = false;
 
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const picked = pick(cluster, hashKey, exclude);
-      if (picked === undefined) break;
+    const done = (r: Result): Result => {
+      if (retries > 0) r.retries = retries;
+      // Exhausted means the last try failed in a retriable way and its failure is the answer.
+      if (exhausted && r.status !== 0) r.flags.add(Flag.UpstreamRetryLimitExceeded);
+      return r;
+    };
+
+    /** The synchronous verdict on a failed try; true = one retry counted and taken from the budget. */
+    const mayRetry = (f: TryFailure): boolean => {
+      if (!policy || gone || !policy.retriable(f)) return false;
+      if (replay !== undefined && !replay.replayable()) return false;
+      if (!policy.mayResend(down.method, f)) return false;
+      if (retries >= policy.numRetries) {
+        exhausted = true;
+        return false;
+      }
+      if (deadline !== undefined && performance.now() >= deadline) return false;
+      if (budget !== undefined && !budget.tryAcquire()) {
+        trace("retry budget spent", { upstream: cluster.service });
+        return false;
+      }
+      retries++;
+      return true;
+    };
+
+    /** Waits the backoff before retry number `retries`; false when the client left meanwhile. */
+    const backoff = async (): Promise<boolean> => {
+      let ms = policy?.backoffMs(retries) ?? 0;
+      if (deadline !== undefined) ms = Math.min(ms, Math.max(0, deadline - performance.now()));
+      if (ms > 0) await sleep(ms);
+      preferOthers = true;
+      return !gone;
+    };
+
+    /** After a failure where nothing reached the peer: true = try again (free, or as a policy retry). */
+    const againAfterUnsent = async (f: TryFailure): Promise<boolean> => {
+      if (attempts < MAX_ATTEMPTS) return true;
+      return mayRetry(f) && (await backoff());
+    };
+
+    for (;;) {
+      let picked = pick(cluster, hashKey, exclude);
+      if (picked === undefined && preferOthers && exclude.size > 0) picked = pick(cluster, hashKey, NONE);
+      if (picked === undefined) {
+        // Every endpoint failed to connect: the policy may give them another chance after a backoff.
+        if (failures > 0 && !preferOthers && mayRetry({ kind: "connect-failure" }) && (await backoff())) {
+          continue;
+        }
+        break;
+      }
+      attempts++;
       const ep = picked.endpoint;
       const peer: PeerEndpoint = { address: ep.address, port: ep.port };
       let session: ClientHttp2Session;
@@ -205,30 +282,65 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
         if (e instanceof DeadlineExceeded) {
           flags.add(Flag.UpstreamRequestTimeout);
           if (!gone) down.localReply(504, "upstream request timeout", Flag.UpstreamRequestTimeout);
-          return { status: 504, flags, endpointId: ep.id };
+          return done({ status: 504, flags, endpointId: ep.id });
         }
         logConnectFailure(cluster, ep, e);
         exclude.add(ep.id);
         failures++;
-        continue;
+        if (await againAfterUnsent({ kind: "connect-failure" })) continue;
+        break;
       }
       if (gone) {
         picked.done();
         flags.add(Flag.DownstreamConnectionTermination);
-        return { status: 0, flags, endpointId: ep.id };
+        return done({ status: 0, flags, endpointId: ep.id });
+      }
+      if (replay?.used && !replay.replayable()) {
+        // The body went to a try that never started (a closing session) and was not kept whole.
+        picked.done();
+        break;
       }
       const h2Headers = toH2RequestHeaders(head, cluster.service);
+      const tryDown = replay?.used ? replay.downstream(down) : down;
+      if (replay !== undefined) replay.used = true;
       const outcome = await relay(
-        down,
+        tryDown,
         (events) =>
-          openH2Call(session, h2Headers, down.body === undefined, events, { stripInternalResponse: false }),
+          openH2Call(session, h2Headers, tryDown.body === undefined, events, {
+            stripInternalResponse: false,
+          }),
         {
           ...(deadline !== undefined ? { timeoutMs: deadline - performance.now() } : {}),
           retryRefused: true,
+          ...(policy !== undefined
+            ? {
+                retry: mayRetry,
+                ...(policy.perTryTimeoutMs !== undefined ? { perTryTimeoutMs: policy.perTryTimeoutMs } : {}),
+              }
+            : {}),
+          ...(replay !== undefined && tryDown === down
+            ? { onBodyChunk: (c: Buffer) => replay.record(c), onBodyEnd: (t) => replay.end(t) }
+            : {}),
         },
       );
       picked.done();
-      if (outcome.kind === "done") return { status: outcome.status, flags: outcome.flags, endpointId: ep.id };
+      if (outcome.kind === "done") {
+        return done({ status: outcome.status, flags: outcome.flags, endpointId: ep.id });
+      }
+      if (outcome.kind === "retry" && outcome.failure !== undefined) {
+        // The policy took this try back (retry counted, budget taken): back off, then prefer another endpoint.
+        trace("retrying", {
+          endpoint: ep.id,
+          retry: retries,
+          why: outcome.failure.kind,
+          detail: outcome.detail,
+        });
+        if (session.closed || session.destroyed) opts.pool.evict(session);
+        exclude.add(ep.id);
+        if (await backoff()) continue;
+        flags.add(Flag.DownstreamConnectionTermination);
+        return done({ status: 0, flags, endpointId: ep.id });
+      }
       // The session went away between pick and request, or the peer refused the stream: nothing was sent.
       trace("upstream stream not accepted; trying again", {
         endpoint: ep.id,
@@ -238,11 +350,13 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
       if (session.closed || session.destroyed || outcome.kind === "open-failed") opts.pool.evict(session);
       if (outcome.kind === "retry") exclude.add(ep.id);
       failures++;
+      if (await againAfterUnsent({ kind: "refused-stream" })) continue;
+      break;
     }
     const flag = failures > 0 ? Flag.UpstreamConnectionFailure : Flag.NoHealthyUpstream;
     flags.add(flag);
     if (!gone) down.localReply(503, `no healthy upstream for ${cluster.service}`, flag);
-    return { status: 503, flags };
+    return done({ status: 503, flags });
   }
 
   /** Common entry for both app protocols: config lookup, request validation, forwarding, metrics. */

@@ -1,7 +1,8 @@
 import type { Readable } from "node:stream";
 import { Flag, FlagSet } from "./flags.js";
 import { bodilessStatus } from "./headers.js";
-import type { Downstream, UpstreamCall, UpstreamEvents, UpstreamFailure } from "./types.js";
+import { grpcStatusOf, type TryFailure } from "./retry-policy.js";
+import type { Downstream, HeaderMap, UpstreamCall, UpstreamEvents, UpstreamFailure } from "./types.js";
 
 /**
  * One exchange between a Downstream and an UpstreamCall: the request body
@@ -14,7 +15,9 @@ import type { Downstream, UpstreamCall, UpstreamEvents, UpstreamFailure } from "
  *   after it → the downstream is reset, never truncated silently;
  * - the timeout fires → 504 (UT), or a reset once the head is out;
  * - the body exceeds the limit → 413, or a reset;
- * - the downstream goes away → the upstream call is cancelled (DC).
+ * - the downstream goes away → the upstream call is cancelled (DC);
+ * - a retry policy (`retry`) takes a failed try back before anything of
+ *   the response reached the downstream → "retry", nothing replied.
  */
 
 export interface RelayOptions {
@@ -29,12 +32,32 @@ export interface RelayOptions {
    * can retry another endpoint. Falls back to the 503 where refusing is not possible.
    */
   refuseOnConnectFailure?: boolean;
+  /**
+   * This try's own limit (a retry policy's per-try timeout). Counted until the
+   * response head is relayed; past it, only `timeoutMs` applies (a stream
+   * that started answering is not cut for being slow to finish).
+   */
+  perTryTimeoutMs?: number;
+  /**
+   * Asked, synchronously, when the try failed while nothing of the response
+   * reached the downstream: a response head (before it is relayed), a reset,
+   * a refused stream, or the per-try timeout. True = the caller retries:
+   * the call is cancelled and the relay ends with "retry". Must not throw.
+   */
+  retry?: (failure: TryFailure) => boolean;
+  /** Sees each request body chunk as it goes up (to keep a copy for a retry). */
+  onBodyChunk?: (chunk: Buffer) => void;
+  /** The request body ended completely (not by a reset), with these trailers. */
+  onBodyEnd?: (trailers: HeaderMap | undefined) => void;
 }
 
 export type RelayOutcome =
   | { kind: "done"; status: number; flags: FlagSet }
-  /** The upstream refused the stream before anything was sent: the caller may try elsewhere. */
-  | { kind: "retry"; detail: string }
+  /**
+   * The upstream refused the stream before anything was sent (no `failure`), or the
+   * `retry` option took the failed try back (`failure` says why): the caller tries again.
+   */
+  | { kind: "retry"; detail: string; failure?: TryFailure }
   /** The call could not even be opened (e.g. the session is closing); nothing was sent or replied. */
   | { kind: "open-failed"; error: unknown };
 
@@ -58,14 +81,17 @@ export function relay(
     let requestEnded = down.body === undefined;
     let responseBody: Readable | undefined;
     let timer: NodeJS.Timeout | undefined;
+    let tryTimer: NodeJS.Timeout | undefined;
     let call: UpstreamCall | undefined;
 
     const settle = (outcome: RelayOutcome): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      clearTimeout(tryTimer);
       const body = down.body;
-      if (body !== undefined && !body.readableEnded) {
+      // "open-failed": nothing was read from the body, and the caller may try another upstream with it.
+      if (outcome.kind !== "open-failed" && body !== undefined && !body.readableEnded) {
         // Whatever the client still sends is read and dropped, so its connection stays usable.
         body.unpipe();
         body.resume();
@@ -88,12 +114,37 @@ export function relay(
       settle({ kind: "done", status, flags });
     };
 
+    /** Offers a failed try to the retry policy; true when it was taken back (the relay is over). */
+    const retried = (failure: TryFailure, detail: string, body?: Readable): boolean => {
+      if (settled || down.headersSent || opts.retry === undefined) return false;
+      let again = false;
+      try {
+        again = opts.retry(failure);
+      } catch {
+        again = false;
+      }
+      if (!again) return false;
+      body?.resume();
+      call?.cancel();
+      settle({ kind: "retry", detail, failure });
+      return true;
+    };
+
     const events: UpstreamEvents = {
       response(head, body) {
         if (settled) {
           body.resume();
           return;
         }
+        const grpcStatus = head.endStream ? grpcStatusOf(head.headers["grpc-status"]) : undefined;
+        if (head.status >= 300 || (grpcStatus !== undefined && grpcStatus !== 0)) {
+          const failure: TryFailure =
+            grpcStatus === undefined
+              ? { kind: "response", status: head.status }
+              : { kind: "response", status: head.status, grpcStatus };
+          if (retried(failure, `upstream answered ${head.status}`, body)) return;
+        }
+        clearTimeout(tryTimer);
         responseBody = body;
         status = head.status;
         const bodiless = head.endStream || bodilessStatus(head.status, down.method);
@@ -122,6 +173,15 @@ export function relay(
           settle({ kind: "retry", detail });
           return;
         }
+        const failure: TryFailure | undefined =
+          kind === "connect"
+            ? { kind: "connect-failure" }
+            : kind === "refused"
+              ? { kind: "refused-stream" }
+              : kind === "reset"
+                ? { kind: "reset" }
+                : undefined;
+        if (failure !== undefined && retried(failure, detail)) return;
         const m = MESSAGES[kind];
         if (kind === "connect" && opts.refuseOnConnectFailure && down.refuse()) {
           flags.add(m.flag);
@@ -157,6 +217,12 @@ export function relay(
         Math.max(0, opts.timeoutMs),
       );
     }
+    if (opts.perTryTimeoutMs !== undefined && opts.perTryTimeoutMs > 0) {
+      tryTimer = setTimeout(() => {
+        if (retried({ kind: "per-try-timeout" }, "per-try timeout")) return;
+        abort(504, "upstream request timeout", Flag.UpstreamRequestTimeout);
+      }, opts.perTryTimeoutMs);
+    }
 
     const body = down.body;
     const sink = call.requestSink;
@@ -167,6 +233,7 @@ export function relay(
     const limit = opts.maxRequestBodyBytes;
     body.on("data", (chunk: Buffer) => {
       requestBytes += chunk.length;
+      opts.onBodyChunk?.(chunk);
       if (limit !== undefined && requestBytes > limit) {
         abort(413, "request body too large", "");
       }
@@ -181,7 +248,9 @@ export function relay(
         return;
       }
       requestEnded = true;
-      call?.endRequest(down.trailers());
+      const trailers = down.trailers();
+      opts.onBodyEnd?.(trailers);
+      call?.endRequest(trailers);
     });
     body.pipe(sink, { end: false });
   });

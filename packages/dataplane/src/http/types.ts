@@ -1,4 +1,6 @@
 import type { Readable, Writable } from "node:stream";
+import type { RetryBudget } from "./retry-budget.js";
+import type { RetryPolicy } from "./retry-policy.js";
 
 /**
  * The contracts of the L7 engine: what the sidecar hands in (clusters,
@@ -34,6 +36,10 @@ export interface UpstreamCluster {
   connectTimeoutMs: number;
   /** Whole request, from the first byte received to the last byte relayed; exceeded → 504, flag UT. */
   requestTimeoutMs?: number;
+  /** The service's retry policy; undefined = only the transparent retries before any byte is sent. */
+  retryPolicy?: RetryPolicy;
+  /** Shared by every request to the cluster, so retries cannot amplify an outage. */
+  retryBudget?: RetryBudget;
   /** Skips ids in exclude; undefined = nothing left. Must not throw. */
   pick(ctx: { hashKey?: string; exclude: ReadonlySet<string> }): PickedEndpoint | undefined;
   /** Computes the ring-hash key from the request headers / source address, or undefined. */
@@ -64,6 +70,8 @@ export interface OutboundRequestEvent {
   flags: string;
   durationMs: number;
   endpointId?: string;
+  /** Retries the policy made for this request (transparent reconnects before any byte are not counted). */
+  retries?: number;
 }
 
 export interface InboundRequestEvent {

@@ -13,17 +13,26 @@ import type {
   ProxySnapshot,
   SnapshotProtocol,
 } from "@weft/api/snapshot";
+import { type Clock, systemClock } from "@weft/core";
 import { type Balancer, createBalancer } from "../cluster/lb/index.js";
+import { RetryBudget } from "../http/retry-budget.js";
+import { compileRetryPolicy, type RetryPolicy } from "../http/retry-policy.js";
 import type { PickedEndpoint } from "../tcp/tcp-proxy.js";
 
 export class LiveCluster {
   private balancer: Balancer;
   private lbKey: string;
+  private policy: RetryPolicy | undefined;
+  private budget: RetryBudget | undefined;
 
-  constructor(public config: ClusterConfig) {
+  constructor(
+    public config: ClusterConfig,
+    private readonly clock: Clock = systemClock,
+  ) {
     this.balancer = createBalancer(config.lb);
     this.lbKey = lbKeyOf(config.lb);
     this.balancer.update(config.endpoints);
+    this.applyRetries(config);
   }
 
   get service(): string {
@@ -41,6 +50,22 @@ export class LiveCluster {
   get requestTimeoutMs(): number | undefined {
     return this.config.requestTimeoutMs;
   }
+  /** Compiled once per config; undefined when the service has no retries. */
+  get retryPolicy(): RetryPolicy | undefined {
+    return this.policy;
+  }
+  /** Lives as long as the cluster: a config change keeps what the window has counted. */
+  get retryBudget(): RetryBudget | undefined {
+    return this.policy ? this.budget : undefined;
+  }
+
+  private applyRetries(config: ClusterConfig): void {
+    this.policy = compileRetryPolicy(config.retries);
+    const b = config.retries?.budget;
+    if (b === undefined) return;
+    if (this.budget) this.budget.configure(b.percent, b.minRetriesPerSecond);
+    else this.budget = new RetryBudget({ ...b, clock: this.clock });
+  }
 
   update(config: ClusterConfig): void {
     const key = lbKeyOf(config.lb);
@@ -50,6 +75,7 @@ export class LiveCluster {
     }
     this.config = config;
     this.balancer.update(config.endpoints);
+    this.applyRetries(config);
   }
 
   pick(ctx: { hashKey?: string; exclude: ReadonlySet<string> }): PickedEndpoint | undefined {
@@ -101,13 +127,16 @@ function lbKeyOf(lb: LbConfig): string {
 export class ClusterSet {
   private readonly clusters = new Map<string, LiveCluster>();
 
+  /** `clock` drives the clusters' retry budgets (virtual in tests). */
+  constructor(private readonly clock: Clock = systemClock) {}
+
   /** Builds every balancer first, so a snapshot that cannot be applied throws before anything changed. */
   apply(snapshot: ProxySnapshot): void {
     const next = new Map<string, LiveCluster | ClusterConfig>();
     for (const [name, cfg] of Object.entries(snapshot.clusters)) {
       const live = this.clusters.get(name);
       if (live && lbKeyOf(live.config.lb) === lbKeyOf(cfg.lb)) next.set(name, cfg);
-      else next.set(name, new LiveCluster(cfg));
+      else next.set(name, new LiveCluster(cfg, this.clock));
     }
     for (const name of [...this.clusters.keys()]) if (!next.has(name)) this.clusters.delete(name);
     for (const [name, v] of next) {

@@ -19,6 +19,7 @@ export class ProxyMetrics {
   readonly tcpConnections: Counter<"direction" | "source_service" | "destination_service" | "result">;
   readonly tcpBytes: Counter<"direction" | "source_service" | "destination_service" | "flow">;
   readonly denials: Counter<"source_service" | "reason">;
+  readonly retries: Counter<"destination_service">;
   readonly configConnected: Gauge;
   readonly configUpdates: Counter<"result">;
   readonly certExpiry: Gauge;
@@ -61,6 +62,12 @@ export class ProxyMetrics {
       name: "weft_proxy_authz_denied_total",
       help: "Requests and connections refused by intentions at the inbound listener, by source and reason code.",
       labelNames: ["source_service", "reason"],
+      registers,
+    });
+    this.retries = new Counter({
+      name: "weft_proxy_retries_total",
+      help: "Retries of outbound requests (tries after the first), by destination service.",
+      labelNames: ["destination_service"],
       registers,
     });
     this.configConnected = new Gauge({

@@ -434,8 +434,10 @@ export class Sidecar {
         },
         pool: this.pool as Http2PeerPool,
         logger: this.log,
-        onRequest: (e) =>
-          this.metrics.request("outbound", this.o.service, e.upstream, e.status, e.flags, e.durationMs),
+        onRequest: (e) => {
+          this.metrics.request("outbound", this.o.service, e.upstream, e.status, e.flags, e.durationMs);
+          if (e.retries) this.metrics.retries.inc({ destination_service: e.upstream }, e.retries);
+        },
       });
       this.outboundByService.set(service, h);
     }
