@@ -36,7 +36,7 @@ const valid: ValidCase[] = [
       protocol: "http",
       loadBalancer: { policy: "ring_hash", hashOn: [{ header: "x-user" }, { sourceIp: true }] },
       timeouts: { connect: 1000, request: 15_000, idle: 300_000 },
-      circuitBreaker: { maxConnections: 100, maxPendingRequests: 1024, maxRequests: 50, maxRetries: 3 },
+      circuitBreaker: { maxConnections: 100, maxPendingRequests: 1024, maxRequests: 50, maxRetries: 1024 },
       outlierDetection: {
         consecutive5xx: 3,
         consecutiveGatewayErrors: 5,

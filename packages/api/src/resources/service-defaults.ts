@@ -70,11 +70,16 @@ export const timeoutsSchema = z.strictObject({
 });
 export type Timeouts = z.output<typeof timeoutsSchema>;
 
+/**
+ * Built-in limits per upstream. Concurrent retries are not capped at Envoy's
+ * 3 by default: under concurrency that silently turns retries off, and the
+ * retry budget (ServiceDefaults.retries.budget) is what bounds amplification.
+ */
 export const CIRCUIT_BREAKER_DEFAULTS = {
   maxConnections: 1024,
   maxPendingRequests: 1024,
   maxRequests: 1024,
-  maxRetries: 3,
+  maxRetries: 1024,
 } as const;
 
 export const circuitBreakerSchema = z.strictObject({
