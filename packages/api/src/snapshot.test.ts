@@ -150,3 +150,108 @@ describe("checkSnapshot", () => {
     }
   });
 });
+
+describe("checkSnapshot: inbound.rateLimit", () => {
+  const withLimit = (rateLimit: unknown): unknown => {
+    const s = good();
+    return { ...s, inbound: { ...s.inbound, rateLimit } };
+  };
+
+  it.each<[string, unknown]>([
+    ["a service-wide bucket", { requestsPerSecond: 10, burst: 10 }],
+    ["a fractional rate", { requestsPerSecond: 0.5, burst: 1 }],
+    ["routes only", { routes: [{ pathPrefix: "/slow-lane", requestsPerSecond: 1, burst: 2 }] }],
+    [
+      "both, with every path kind",
+      {
+        requestsPerSecond: 100,
+        burst: 200,
+        routes: [
+          { pathExact: "/a", requestsPerSecond: 1, burst: 1 },
+          { pathPrefix: "/b", requestsPerSecond: 2, burst: 2 },
+          { pathRegex: "/c/[0-9]+", requestsPerSecond: 3, burst: 3 },
+        ],
+      },
+    ],
+  ])("accepts %s", (_what, rateLimit) => {
+    expect(checkSnapshot(withLimit(rateLimit)).ok).toBe(true);
+  });
+
+  it.each<[string, unknown, RegExp]>([
+    ["a non-object", 5, /^inbound\.rateLimit: expected an object/],
+    ["neither bucket nor routes", {}, /needs requestsPerSecond or routes/],
+    ["a rate without a burst", { requestsPerSecond: 10 }, /both or neither/],
+    ["a zero rate", { requestsPerSecond: 0, burst: 1 }, /rateLimit\.requestsPerSecond/],
+    ["an infinite rate", { requestsPerSecond: Number.POSITIVE_INFINITY, burst: 1 }, /requestsPerSecond/],
+    ["a fractional burst", { requestsPerSecond: 1, burst: 1.5 }, /rateLimit\.burst/],
+    ["a zero burst", { requestsPerSecond: 1, burst: 0 }, /rateLimit\.burst/],
+    ["routes not an array", { routes: {} }, /rateLimit\.routes: expected an array/],
+    [
+      "too many routes",
+      { routes: Array.from({ length: 65 }, () => ({ pathPrefix: "/", requestsPerSecond: 1, burst: 1 })) },
+      /more than 64/,
+    ],
+    [
+      "a route with two path kinds",
+      { routes: [{ pathPrefix: "/a", pathExact: "/a", requestsPerSecond: 1, burst: 1 }] },
+      /routes\[0\]: needs exactly one of pathExact, pathPrefix, pathRegex/,
+    ],
+    [
+      "a route with no path",
+      { routes: [{ requestsPerSecond: 1, burst: 1 }] },
+      /routes\[0\]: needs exactly one/,
+    ],
+    [
+      "a route regex that does not compile",
+      { routes: [{ pathRegex: "(", requestsPerSecond: 1, burst: 1 }] },
+      /routes\[0\]\.pathRegex/,
+    ],
+    [
+      "a route without a burst",
+      { routes: [{ pathPrefix: "/a", requestsPerSecond: 1 }] },
+      /routes\[0\]\.burst/,
+    ],
+  ])("refuses %s", (_what, rateLimit, message) => {
+    const r = checkSnapshot(withLimit(rateLimit));
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.error).toMatch(message);
+  });
+});
+
+describe("checkSnapshot: clusters.*.outlierDetection", () => {
+  const OD = {
+    consecutive5xx: 3,
+    consecutiveGatewayErrors: 5,
+    intervalMs: 10_000,
+    baseEjectionTimeMs: 2_000,
+    maxEjectionTimeMs: 300_000,
+    maxEjectionPercent: 50,
+  };
+  const withOutlier = (od: unknown): unknown => {
+    const s = structuredClone(good()) as unknown as { clusters: Record<string, Record<string, unknown>> };
+    const first = Object.values(s.clusters)[0] as Record<string, unknown>;
+    first.outlierDetection = od;
+    return s;
+  };
+
+  it("accepts a cluster without it, and a well-formed one", () => {
+    expect(checkSnapshot(good()).ok).toBe(true);
+    expect(checkSnapshot(withOutlier(OD)).ok).toBe(true);
+    expect(checkSnapshot(withOutlier({ ...OD, maxEjectionPercent: 0 })).ok).toBe(true);
+  });
+
+  it.each<[string, unknown, RegExp]>([
+    ["not an object", 5, /outlierDetection: expected an object/],
+    ["consecutive5xx 0", { ...OD, consecutive5xx: 0 }, /outlierDetection\.consecutive5xx/],
+    ["gateway errors missing", { ...OD, consecutiveGatewayErrors: undefined }, /consecutiveGatewayErrors/],
+    ["interval 0", { ...OD, intervalMs: 0 }, /outlierDetection\.intervalMs/],
+    ["base not an integer", { ...OD, baseEjectionTimeMs: 1.5 }, /baseEjectionTimeMs/],
+    ["max below base", { ...OD, maxEjectionTimeMs: 1_000 }, /maxEjectionTimeMs: must not be shorter/],
+    ["percent above 100", { ...OD, maxEjectionPercent: 101 }, /maxEjectionPercent/],
+    ["percent a string", { ...OD, maxEjectionPercent: "50" }, /maxEjectionPercent/],
+  ])("refuses %s", (_, od, message) => {
+    const r = checkSnapshot(withOutlier(od));
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.error).toMatch(message);
+  });
+});

@@ -79,6 +79,35 @@ export interface InboundConfig {
   authz: InboundAuthz;
   /** Largest request body the inbound listener accepts (413 beyond), when set. */
   maxRequestBodyBytes?: number;
+  /** Local rate limits (ServiceDefaults.rateLimit); present only when configured. */
+  rateLimit?: InboundRateLimit;
+}
+
+/** A token bucket: refills `requestsPerSecond`, holds at most `burst` tokens. */
+export interface RateLimitBucket {
+  requestsPerSecond: number;
+  burst: number;
+}
+
+/** A bucket for requests matching exactly one path criterion, instead of the service-wide one. */
+export interface RouteRateLimit extends RateLimitBucket {
+  pathExact?: string;
+  pathPrefix?: string;
+  /** A full match, flag "u", as in the authorizer. */
+  pathRegex?: string;
+}
+
+/**
+ * The inbound listener's local rate limits. A request takes a token from the
+ * first route whose path matches (declared order), else from the
+ * service-wide bucket when there is one, else is not limited. A TCP
+ * connection counts as one request against the service-wide bucket.
+ */
+export interface InboundRateLimit {
+  /** The service-wide bucket; both or neither of requestsPerSecond and burst. */
+  requestsPerSecond?: number;
+  burst?: number;
+  routes?: RouteRateLimit[];
 }
 
 /** One weighted target of a Split: a cluster of the snapshot. */
@@ -129,6 +158,21 @@ export interface CircuitBreakerConfig {
   maxPendingRequests: number;
   maxRequests: number;
   maxRetries: number;
+}
+
+/**
+ * ServiceDefaults.outlierDetection, durations in milliseconds: eject an
+ * endpoint after N consecutive 5xx or gateway errors, for baseEjectionTime ×
+ * its ejection count (capped), never more than maxEjectionPercent of them.
+ */
+export interface OutlierDetectionConfig {
+  consecutive5xx: number;
+  consecutiveGatewayErrors: number;
+  intervalMs: number;
+  baseEjectionTimeMs: number;
+  maxEjectionTimeMs: number;
+  /** Percent, 0..100. */
+  maxEjectionPercent: number;
 }
 
 /** Conditions a retry policy can name (the schema's RETRY_ON, Envoy's `retry_on` vocabulary). */
@@ -189,6 +233,8 @@ export interface ClusterConfig {
   circuitBreaker: CircuitBreakerConfig;
   /** Absent: no retries beyond the transparent ones before any byte is sent. */
   retries?: RetriesConfig;
+  /** Absent: no outlier detection (present only when the service configures it). */
+  outlierDetection?: OutlierDetectionConfig;
   /** Healthy instances only (passing, then warning), sorted by id. */
   endpoints: EndpointConfig[];
 }
@@ -306,12 +352,46 @@ function checkHttpMatch(v: unknown, path: string): void {
   }
 }
 
+const RATE_LIMIT_MAX_ROUTES = 64;
+
+function checkBucket(r: Obj, p: string): void {
+  const rps = r.requestsPerSecond;
+  if (typeof rps !== "number" || !(rps > 0 && rps <= 1_000_000)) {
+    fail(`${p}.requestsPerSecond`, "expected a number in (0, 1000000]");
+  }
+  int(r.burst, `${p}.burst`, 1, 10_000_000);
+}
+
+function checkRateLimit(v: unknown, p: string): void {
+  const rl = obj(v, p);
+  if ((rl.requestsPerSecond === undefined) !== (rl.burst === undefined)) {
+    fail(p, "needs both or neither of requestsPerSecond, burst");
+  }
+  if (rl.requestsPerSecond !== undefined) checkBucket(rl, p);
+  if (rl.routes === undefined && rl.requestsPerSecond === undefined) {
+    fail(p, "needs requestsPerSecond or routes");
+  }
+  if (rl.routes !== undefined) {
+    arr(rl.routes, `${p}.routes`, RATE_LIMIT_MAX_ROUTES).forEach((r, i) => {
+      const rp = `${p}.routes[${i}]`;
+      const o = obj(r, rp);
+      const kinds = ["pathExact", "pathPrefix", "pathRegex"].filter((k) => o[k] !== undefined);
+      if (kinds.length !== 1) fail(rp, "needs exactly one of pathExact, pathPrefix, pathRegex");
+      optStr(o.pathExact, `${rp}.pathExact`);
+      optStr(o.pathPrefix, `${rp}.pathPrefix`);
+      regex(o.pathRegex, `${rp}.pathRegex`);
+      checkBucket(o, rp);
+    });
+  }
+}
+
 function checkInbound(v: unknown): void {
   const inb = obj(v, "inbound");
   oneOf(inb.protocol, "inbound.protocol", SNAPSHOT_PROTOCOLS);
   if (inb.maxRequestBodyBytes !== undefined) {
     int(inb.maxRequestBodyBytes, "inbound.maxRequestBodyBytes", 0, 1024 * 1024 * 1024);
   }
+  if (inb.rateLimit !== undefined) checkRateLimit(inb.rateLimit, "inbound.rateLimit");
   const authz = obj(inb.authz, "inbound.authz");
   oneOf(authz.defaultAction, "inbound.authz.defaultAction", ACTIONS);
   if (typeof authz.intention !== "boolean") fail("inbound.authz.intention", "expected a boolean");
@@ -357,6 +437,20 @@ function checkRetries(v: unknown, p: string): void {
   if (typeof r.retryNonIdempotent !== "boolean") fail(`${p}.retryNonIdempotent`, "expected a boolean");
 }
 
+function checkOutlierDetection(v: unknown, p: string): void {
+  const o = obj(v, p);
+  int(o.consecutive5xx, `${p}.consecutive5xx`, 1, 1000);
+  int(o.consecutiveGatewayErrors, `${p}.consecutiveGatewayErrors`, 1, 1000);
+  int(o.intervalMs, `${p}.intervalMs`, 1, 86_400_000);
+  const base = int(o.baseEjectionTimeMs, `${p}.baseEjectionTimeMs`, 1, 86_400_000);
+  const max = int(o.maxEjectionTimeMs, `${p}.maxEjectionTimeMs`, 1, 86_400_000);
+  if (max < base) fail(`${p}.maxEjectionTimeMs`, "must not be shorter than baseEjectionTimeMs");
+  const pct = o.maxEjectionPercent;
+  if (typeof pct !== "number" || !(pct >= 0 && pct <= 100)) {
+    fail(`${p}.maxEjectionPercent`, "expected a number in 0..100");
+  }
+}
+
 function checkCluster(key: string, v: unknown): void {
   const p = `clusters.${key}`;
   const c = obj(v, p);
@@ -386,6 +480,7 @@ function checkCluster(key: string, v: unknown): void {
     int(cb[k], `${p}.circuitBreaker.${k}`, 0, 1_000_000);
   }
   if (c.retries !== undefined) checkRetries(c.retries, `${p}.retries`);
+  if (c.outlierDetection !== undefined) checkOutlierDetection(c.outlierDetection, `${p}.outlierDetection`);
   const seen = new Set<string>();
   arr(c.endpoints, `${p}.endpoints`, SNAPSHOT_LIMITS.maxEndpointsPerCluster).forEach((e, i) => {
     const ep = `${p}.endpoints[${i}]`;

@@ -157,7 +157,9 @@ describe("buildSnapshot golden files", () => {
         "mesh-allow",
         "protocol-majority",
         "split-subsets",
+        "service-defaults-rate-limit",
         "service-defaults-retries",
+        "service-defaults-outlier",
       ]),
     );
   });

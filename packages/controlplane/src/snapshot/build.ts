@@ -29,6 +29,7 @@ import {
   type HashPolicy,
   type HeaderMatch,
   type InboundConfig,
+  type InboundRateLimit,
   type Instance,
   type Intention,
   type IntentionPermission,
@@ -36,9 +37,11 @@ import {
   type LbConfig,
   MESH_NAME,
   type Mesh,
+  type OutlierDetectionConfig,
   type ProxySnapshot,
   type Resolver,
   type RetriesConfig,
+  type RouteRateLimit,
   type ServiceDefaults,
   SNAPSHOT_FORMAT,
   type SnapshotHeaderMatch,
@@ -250,7 +253,30 @@ function buildInbound(instance: Instance, reader: RecordingReader, mesh: Mesh): 
       sources: authzSources(intention),
     },
     ...(sd?.maxRequestBodyBytes !== undefined ? { maxRequestBodyBytes: sd.maxRequestBodyBytes } : {}),
+    // Only when configured: a snapshot without limits keeps its bytes (and version).
+    ...(sd?.rateLimit !== undefined ? { rateLimit: rateLimitConfig(sd.rateLimit) } : {}),
   };
+}
+
+/** ServiceDefaults.rateLimit as the proxy reads it (bursts already defaulted by the schema). */
+function rateLimitConfig(r: NonNullable<ServiceDefaults["rateLimit"]>): InboundRateLimit {
+  const out: InboundRateLimit = {};
+  if (r.requestsPerSecond !== undefined && r.burst !== undefined) {
+    out.requestsPerSecond = r.requestsPerSecond;
+    out.burst = r.burst;
+  }
+  if (r.routes !== undefined) {
+    out.routes = r.routes.map((route): RouteRateLimit => {
+      // Path first, then the bucket: what a person reading the golden files expects.
+      const m: RouteRateLimit = { requestsPerSecond: route.requestsPerSecond, burst: route.burst };
+      const path: Pick<RouteRateLimit, "pathExact" | "pathPrefix" | "pathRegex"> = {};
+      if (route.pathExact !== undefined) path.pathExact = route.pathExact;
+      if (route.pathPrefix !== undefined) path.pathPrefix = route.pathPrefix;
+      if (route.pathRegex !== undefined) path.pathRegex = route.pathRegex;
+      return { ...path, ...m };
+    });
+  }
+  return out;
 }
 
 /** Exact names first in declared order, then "*": an exact source beats the wildcard (Consul precedence). */
@@ -392,6 +418,10 @@ function buildCluster(
     ...(request !== undefined ? { requestTimeoutMs: request } : {}),
     circuitBreaker: circuitBreaker(sd),
     ...(sd?.retries !== undefined ? { retries: retriesConfig(sd.retries) } : {}),
+    // Only when configured, so snapshots of services without it keep their bytes (and version).
+    ...(sd?.outlierDetection !== undefined
+      ? { outlierDetection: outlierDetectionConfig(sd.outlierDetection) }
+      : {}),
     endpoints: endpoints(instances),
   };
 }
@@ -413,6 +443,18 @@ function circuitBreaker(sd: ServiceDefaults | undefined): CircuitBreakerConfig {
     maxPendingRequests: cb.maxPendingRequests,
     maxRequests: cb.maxRequests,
     maxRetries: cb.maxRetries,
+  };
+}
+
+/** ServiceDefaults.outlierDetection as the proxy reads it (durations in milliseconds). */
+function outlierDetectionConfig(o: NonNullable<ServiceDefaults["outlierDetection"]>): OutlierDetectionConfig {
+  return {
+    consecutive5xx: o.consecutive5xx,
+    consecutiveGatewayErrors: o.consecutiveGatewayErrors,
+    intervalMs: o.interval,
+    baseEjectionTimeMs: o.baseEjectionTime,
+    maxEjectionTimeMs: o.maxEjectionTime,
+    maxEjectionPercent: o.maxEjectionPercent,
   };
 }
 

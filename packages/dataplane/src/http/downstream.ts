@@ -89,12 +89,12 @@ export function h1Downstream(
     refuse() {
       return false;
     },
-    localReply(status, body, flags) {
+    localReply(status, body, flags, extra) {
       if (res.headersSent) {
         down.reset();
         return;
       }
-      const reply = localReply(status, body, flags, false);
+      const reply = localReply(status, body, flags, false, extra);
       const headers: OutgoingHttpHeaders = { ...reply.headers };
       // A body we did not read would otherwise have to be drained before the next request.
       if (!req.complete || opts.closeAfter()) headers.connection = "close";
@@ -193,13 +193,13 @@ export function h2Downstream(stream: ServerHttp2Stream, headers: IncomingHeaders
       stream.close(h2c.NGHTTP2_REFUSED_STREAM);
       return true;
     },
-    localReply(status, body, flags) {
+    localReply(status, body, flags, extra) {
       if (stream.headersSent) {
         down.reset();
         return;
       }
       if (stream.destroyed || stream.closed) return;
-      const reply = localReply(status, body, flags, down.grpc);
+      const reply = localReply(status, body, flags, down.grpc, extra);
       finished = true;
       try {
         if (reply.endStream || reply.body === "" || down.method === "HEAD") {

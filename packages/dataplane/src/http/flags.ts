@@ -26,6 +26,10 @@ export const Flag = {
   DownstreamProtocolError: "DPE",
   /** Every allowed retry was used and the last try still failed. */
   UpstreamRetryLimitExceeded: "URX",
+  /** A circuit breaker limit of the upstream cluster was reached (fast 503, nothing sent). */
+  UpstreamOverflow: "UO",
+  /** A local rate limit refused the request (429) or the connection. */
+  RateLimited: "RL",
 } as const;
 
 export type FlagCode = (typeof Flag)[keyof typeof Flag];

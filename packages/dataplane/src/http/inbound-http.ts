@@ -23,6 +23,7 @@ import {
 } from "./headers.js";
 import { createH1Server, createH2Server } from "./listener.js";
 import { rawLocalReply } from "./local-reply.js";
+import type { RateLimitVerdict } from "./rate-limit.js";
 import { relay } from "./relay.js";
 import {
   type Downstream,
@@ -60,6 +61,12 @@ export interface InboundHttpOptions {
   limits?: Partial<HttpLimits>;
   /** Connecting to the app (upgrades); default 5 s. */
   appConnectTimeoutMs?: number;
+  /**
+   * Local rate limit, asked once per authorized request with the canonical
+   * path (no query); a refusal is a 429 with `retry-after`, flag RL, and never
+   * reaches the app. Must not throw; must not block.
+   */
+  rateLimit?: (req: { peerService: string; path: string }) => RateLimitVerdict;
 }
 
 export interface InboundHttp {
@@ -104,7 +111,31 @@ export function createInboundHttp(opts: InboundHttpOptions): InboundHttp {
     }
   };
 
-  type Verdict = { ok: true; target: string } | { ok: false; status: number; body: string; flags: string };
+  type Verdict =
+    | { ok: true; target: string }
+    | { ok: false; status: number; body: string; flags: string; headers?: Record<string, string> };
+
+  /** After authorization, so a denied request takes no token (and cannot starve allowed sources). */
+  const applyRateLimit = (peer: InboundPeer, target: string): Verdict => {
+    if (opts.rateLimit === undefined) return { ok: true, target };
+    const q = target.indexOf("?");
+    let v: RateLimitVerdict;
+    try {
+      v = opts.rateLimit({ peerService: peer.service, path: q === -1 ? target : target.slice(0, q) });
+    } catch (e) {
+      // Failing open: a broken limiter must not take the service down with it.
+      logger?.warn({ peer: peer.service, error: describeError(e) }, "inbound rate limit failed");
+      return { ok: true, target };
+    }
+    if (v.ok) return { ok: true, target };
+    return {
+      ok: false,
+      status: 429,
+      body: "local rate limit exceeded",
+      flags: Flag.RateLimited,
+      headers: { "retry-after": String(v.retryAfterSeconds) },
+    };
+  };
 
   /** Authorization, failing closed: a throwing authorizer or an unusable target refuses the request. */
   const decide = (
@@ -184,17 +215,18 @@ export function createInboundHttp(opts: InboundHttpOptions): InboundHttp {
       tracker.end(socket);
       report(peer, started, status, flags);
     };
-    const refuse = (status: number, body: string, flags: string): void => {
-      down.localReply(status, body, flags);
+    const refuse = (status: number, body: string, flags: string, extra?: Record<string, string>): void => {
+      down.localReply(status, body, flags, extra);
       done(status, new FlagSet().add(flags));
     };
     if (!parsed.ok) {
       refuse(parsed.status, parsed.reason, Flag.DownstreamProtocolError);
       return;
     }
-    const verdict = decide(peer, parsed.head.method, rawTarget, headers);
+    const authorized = decide(peer, parsed.head.method, rawTarget, headers);
+    const verdict = authorized.ok ? applyRateLimit(peer, authorized.target) : authorized;
     if (!verdict.ok) {
-      refuse(verdict.status, verdict.body, verdict.flags);
+      refuse(verdict.status, verdict.body, verdict.flags, verdict.headers);
       return;
     }
     const limit = opts.maxRequestBodyBytes;
@@ -297,10 +329,10 @@ export function createInboundHttp(opts: InboundHttpOptions): InboundHttp {
     tracker.tunnel(socket);
     let status = 0;
     const flags = new FlagSet();
-    const refuse = (s: number, body: string, f: string): void => {
+    const refuse = (s: number, body: string, f: string, extra?: Record<string, string>): void => {
       status = s;
       flags.add(f);
-      endWith(socket, rawLocalReply(s, body, f));
+      endWith(socket, rawLocalReply(s, body, f, extra));
     };
     try {
       const parsed = h1RequestHead(req, { stripInternal: true });
@@ -308,9 +340,10 @@ export function createInboundHttp(opts: InboundHttpOptions): InboundHttp {
         refuse(parsed.status, parsed.reason, Flag.DownstreamProtocolError);
         return;
       }
-      const verdict = decide(peer, parsed.head.method, req.url ?? "", req.headers);
+      const authorized = decide(peer, parsed.head.method, req.url ?? "", req.headers);
+      const verdict = authorized.ok ? applyRateLimit(peer, authorized.target) : authorized;
       if (!verdict.ok) {
-        refuse(verdict.status, verdict.body, verdict.flags);
+        refuse(verdict.status, verdict.body, verdict.flags, verdict.headers);
         return;
       }
       let appSocket: net.Socket;

@@ -29,7 +29,9 @@ const GRPC_FOR_HTTP: Readonly<Record<number, number>> = {
   405: 12,
   408: 4,
   413: 8,
-  429: 14,
+  // The proxy's own 429 is a local rate limit: RESOURCE_EXHAUSTED tells the client it was refused
+  // for quota, not that the service is down (UNAVAILABLE would invite an immediate retry).
+  429: 8,
   431: 8,
   501: 12,
   502: 14,
@@ -51,8 +53,15 @@ export function encodeGrpcMessage(message: string): string {
   return out;
 }
 
-export function localReply(status: number, body: string, flags: string, grpc: boolean): LocalReply {
-  const headers: HeaderMap = {};
+/** `extra` fields (retry-after) go in the head, for gRPC too: a trailers-only response is all head. */
+export function localReply(
+  status: number,
+  body: string,
+  flags: string,
+  grpc: boolean,
+  extra?: HeaderMap,
+): LocalReply {
+  const headers: HeaderMap = { ...extra };
   if (flags !== "" && flags !== NO_FLAGS) headers[FLAGS_HEADER] = flags;
   if (grpc) {
     headers["content-type"] = "application/grpc";
@@ -66,8 +75,8 @@ export function localReply(status: number, body: string, flags: string, grpc: bo
 }
 
 /** A whole HTTP/1.1 response for a raw socket (upgrade paths), closing the connection. */
-export function rawLocalReply(status: number, body: string, flags: string): string {
-  const reply = localReply(status, body, flags, false);
+export function rawLocalReply(status: number, body: string, flags: string, extra?: HeaderMap): string {
+  const reply = localReply(status, body, flags, false, extra);
   let head = `HTTP/1.1 ${status} ${reasonPhrase(status)}\r\n`;
   for (const [name, value] of Object.entries(reply.headers)) head += `${name}: ${String(value)}\r\n`;
   return `${head}connection: close\r\n\r\n${body}`;

@@ -4,6 +4,7 @@ import type { Socket } from "node:net";
 import { performance } from "node:perf_hooks";
 import type { Duplex } from "node:stream";
 import { describeError, isWeftError, tracer } from "@weft/core";
+import type { TryResult } from "../cluster/outlier.js";
 import type { DataplaneLogger } from "../logger.js";
 import { isPeerRefused } from "../transport/mtls.js";
 import { h1Downstream, h2Downstream } from "./downstream.js";
@@ -68,6 +69,27 @@ interface Result {
 }
 
 const NONE: ReadonlySet<string> = new Set();
+const NOT_YET: unique symbol = Symbol("not yet");
+
+/**
+ * The promise's value when it is already settled, else NOT_YET. The pool
+ * hands out a ready session as a resolved promise: only a request that must
+ * wait for a connection counts as pending for the circuit breaker.
+ */
+function settledNow<T>(p: Promise<T>): Promise<T | typeof NOT_YET> {
+  return Promise.race([p, Promise.resolve(NOT_YET)]);
+}
+
+/** How a try that went out ended, as outlier detection counts it; undefined = not the endpoint's doing. */
+function tryResultOf(outcome: Awaited<ReturnType<typeof relay>>): TryResult | undefined {
+  if (outcome.kind === "done")
+    return outcome.status === 0 ? undefined : { kind: "status", status: outcome.status };
+  if (outcome.kind === "open-failed") return undefined;
+  const f = outcome.failure;
+  if (f?.kind === "response") return { kind: "status", status: f.status };
+  // A reset, a timeout, a refused stream (the peer's app is not there): gateway errors.
+  return { kind: "gateway-error" };
+}
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -148,6 +170,23 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
     }
   };
 
+  const observe = (cluster: UpstreamCluster, endpointId: string, r: TryResult | undefined): void => {
+    if (r === undefined) return;
+    try {
+      cluster.observe?.(endpointId, r);
+    } catch {
+      // Outlier detection must never break traffic.
+    }
+  };
+
+  /** The fast answer of a circuit breaker: nothing was sent upstream. */
+  const overflow = (down: Downstream, cluster: UpstreamCluster, gone: boolean, what: string): Result => {
+    trace("circuit breaker overflow", { upstream: cluster.service, limit: what });
+    if (!gone)
+      down.localReply(503, `upstream overflow: ${what} limit of ${cluster.service}`, Flag.UpstreamOverflow);
+    return { status: 503, flags: new FlagSet().add(Flag.UpstreamOverflow) };
+  };
+
   const hashKeyOf = (
     cluster: UpstreamCluster,
     headers: IncomingHeaders,
@@ -205,158 +244,195 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
     down.onGone(() => {
       gone = true;
     });
-    const hashKey = hashKeyOf(cluster, hashHeaders, remote);
-    const exclude = new Set<string>();
-    const policy = cluster.retryPolicy;
-    const budget = policy ? cluster.retryBudget : undefined;
-    budget?.recordRequest();
-    const replay = policy && down.body !== undefined ? new ReplayBody(MAX_REPLAY_BODY_BYTES) : undefined;
-    let attempts = 0;
-    let failures = 0;
-    let retries = 0;
-    let exhausted = false;
-    /** After a policy retry, excluding failed endpoints is a preference: a lone endpoint is tried again. */
-    let preferOthers = false;
-
-    const done = (r: Result): Result => {
-      if (retries > 0) r.retries = retries;
-      // Exhausted means the last try failed in a retriable way and its failure is the answer.
-      if (exhausted && r.status !== 0) r.flags.add(Flag.UpstreamRetryLimitExceeded);
-      return r;
-    };
-
-    /** The synchronous verdict on a failed try; true = one retry counted and taken from the budget. */
-    const mayRetry = (f: TryFailure): boolean => {
-      if (!policy || gone || !policy.retriable(f)) return false;
-      if (replay !== undefined && !replay.replayable()) return false;
-      if (!policy.mayResend(down.method, f)) return false;
-      if (retries >= policy.numRetries) {
-        exhausted = true;
-        return false;
-      }
-      if (deadline !== undefined && performance.now() >= deadline) return false;
-      if (budget !== undefined && !budget.tryAcquire()) {
-        trace("retry budget spent", { upstream: cluster.service });
-        return false;
-      }
-      retries++;
-      return true;
-    };
-
-    /** Waits the backoff before retry number `retries`; false when the client left meanwhile. */
-    const backoff = async (): Promise<boolean> => {
-      let ms = policy?.backoffMs(retries) ?? 0;
-      if (deadline !== undefined) ms = Math.min(ms, Math.max(0, deadline - performance.now()));
-      if (ms > 0) await sleep(ms);
-      preferOthers = true;
-      return !gone;
-    };
-
-    /** After a failure where nothing reached the peer: true = try again (free, or as a policy retry). */
-    const againAfterUnsent = async (f: TryFailure): Promise<boolean> => {
-      if (attempts < MAX_ATTEMPTS) return true;
-      return mayRetry(f) && (await backoff());
-    };
-
-    for (;;) {
-      let picked = pick(cluster, hashKey, exclude);
-      if (picked === undefined && preferOthers && exclude.size > 0) picked = pick(cluster, hashKey, NONE);
-      if (picked === undefined) {
-        // Every endpoint failed to connect: the policy may give them another chance after a backoff.
-        if (failures > 0 && !preferOthers && mayRetry({ kind: "connect-failure" }) && (await backoff())) {
-          continue;
-        }
-        break;
-      }
-      attempts++;
-      const ep = picked.endpoint;
-      const peer: PeerEndpoint = { address: ep.address, port: ep.port };
-      let session: ClientHttp2Session;
-      try {
-        session = await withDeadline(
-          opts.pool.session(peer, cluster.service, cluster.connectTimeoutMs),
-          deadline,
-        );
-      } catch (e) {
-        picked.done();
-        if (e instanceof DeadlineExceeded) {
-          flags.add(Flag.UpstreamRequestTimeout);
-          if (!gone) down.localReply(504, "upstream request timeout", Flag.UpstreamRequestTimeout);
-          return done({ status: 504, flags, endpointId: ep.id });
-        }
-        logConnectFailure(cluster, ep, e);
-        exclude.add(ep.id);
-        failures++;
-        if (await againAfterUnsent({ kind: "connect-failure" })) continue;
-        break;
-      }
-      if (gone) {
-        picked.done();
-        flags.add(Flag.DownstreamConnectionTermination);
-        return done({ status: 0, flags, endpointId: ep.id });
-      }
-      if (replay?.used && !replay.replayable()) {
-        // The body went to a try that never started (a closing session) and was not kept whole.
-        picked.done();
-        break;
-      }
-      const h2Headers = toH2RequestHeaders(head, cluster.service);
-      const tryDown = replay?.used ? replay.downstream(down) : down;
-      if (replay !== undefined) replay.used = true;
-      const outcome = await relay(
-        tryDown,
-        (events) =>
-          openH2Call(session, h2Headers, tryDown.body === undefined, events, {
-            stripInternalResponse: false,
-          }),
-        {
-          ...(deadline !== undefined ? { timeoutMs: deadline - performance.now() } : {}),
-          retryRefused: true,
-          ...(policy !== undefined
-            ? {
-                retry: mayRetry,
-                ...(policy.perTryTimeoutMs !== undefined ? { perTryTimeoutMs: policy.perTryTimeoutMs } : {}),
-              }
-            : {}),
-          ...(replay !== undefined && tryDown === down
-            ? { onBodyChunk: (c: Buffer) => replay.record(c), onBodyEnd: (t) => replay.end(t) }
-            : {}),
-        },
-      );
-      picked.done();
-      if (outcome.kind === "done") {
-        return done({ status: outcome.status, flags: outcome.flags, endpointId: ep.id });
-      }
-      if (outcome.kind === "retry" && outcome.failure !== undefined) {
-        // The policy took this try back (retry counted, budget taken): back off, then prefer another endpoint.
-        trace("retrying", {
-          endpoint: ep.id,
-          retry: retries,
-          why: outcome.failure.kind,
-          detail: outcome.detail,
-        });
-        if (session.closed || session.destroyed) opts.pool.evict(session);
-        exclude.add(ep.id);
-        if (await backoff()) continue;
-        flags.add(Flag.DownstreamConnectionTermination);
-        return done({ status: 0, flags, endpointId: ep.id });
-      }
-      // The session went away between pick and request, or the peer refused the stream: nothing was sent.
-      trace("upstream stream not accepted; trying again", {
-        endpoint: ep.id,
-        detail: outcome.kind === "retry" ? outcome.detail : describeError(outcome.error),
-      });
-      // A refused stream (the peer's app is down) leaves a healthy session: keep it pooled.
-      if (session.closed || session.destroyed || outcome.kind === "open-failed") opts.pool.evict(session);
-      if (outcome.kind === "retry") exclude.add(ep.id);
-      failures++;
-      if (await againAfterUnsent({ kind: "refused-stream" })) continue;
-      break;
+    // Circuit breaking: one lease per request in flight, held until forward is over.
+    const breaker = cluster.breaker;
+    const requestLease = breaker?.acquire("requests");
+    if (breaker !== undefined && requestLease === undefined) return overflow(down, cluster, gone, "requests");
+    /** The lease of the retry in progress: a request holds at most one. */
+    let retryLease: (() => void) | undefined;
+    try {
+      return await forwardLeased();
+    } finally {
+      requestLease?.();
+      retryLease?.();
     }
-    const flag = failures > 0 ? Flag.UpstreamConnectionFailure : Flag.NoHealthyUpstream;
-    flags.add(flag);
-    if (!gone) down.localReply(503, `no healthy upstream for ${cluster.service}`, flag);
-    return done({ status: 503, flags });
+
+    async function forwardLeased(): Promise<Result> {
+      const hashKey = hashKeyOf(cluster, hashHeaders, remote);
+      const exclude = new Set<string>();
+      const policy = cluster.retryPolicy;
+      const budget = policy ? cluster.retryBudget : undefined;
+      budget?.recordRequest();
+      const replay = policy && down.body !== undefined ? new ReplayBody(MAX_REPLAY_BODY_BYTES) : undefined;
+      let attempts = 0;
+      let failures = 0;
+      let retries = 0;
+      let exhausted = false;
+      /** After a policy retry, excluding failed endpoints is a preference: a lone endpoint is tried again. */
+      let preferOthers = false;
+
+      const done = (r: Result): Result => {
+        if (retries > 0) r.retries = retries;
+        // Exhausted means the last try failed in a retriable way and its failure is the answer.
+        if (exhausted && r.status !== 0) r.flags.add(Flag.UpstreamRetryLimitExceeded);
+        return r;
+      };
+
+      /** The synchronous verdict on a failed try; true = one retry counted and taken from the budget. */
+      const mayRetry = (f: TryFailure): boolean => {
+        if (!policy || gone || !policy.retriable(f)) return false;
+        if (replay !== undefined && !replay.replayable()) return false;
+        if (!policy.mayResend(down.method, f)) return false;
+        if (retries >= policy.numRetries) {
+          exhausted = true;
+          return false;
+        }
+        if (deadline !== undefined && performance.now() >= deadline) return false;
+        // Concurrent retries of the cluster (maxRetries): over the limit, the failed try is the answer.
+        const lease = breaker?.acquire("retries");
+        if (breaker !== undefined && lease === undefined) return false;
+        if (budget !== undefined && !budget.tryAcquire()) {
+          lease?.();
+          trace("retry budget spent", { upstream: cluster.service });
+          return false;
+        }
+        retries++;
+        retryLease?.();
+        retryLease = lease;
+        return true;
+      };
+
+      /** Waits the backoff before retry number `retries`; false when the client left meanwhile. */
+      const backoff = async (): Promise<boolean> => {
+        let ms = policy?.backoffMs(retries) ?? 0;
+        if (deadline !== undefined) ms = Math.min(ms, Math.max(0, deadline - performance.now()));
+        if (ms > 0) await sleep(ms);
+        preferOthers = true;
+        return !gone;
+      };
+
+      /** After a failure where nothing reached the peer: true = try again (free, or as a policy retry). */
+      const againAfterUnsent = async (f: TryFailure): Promise<boolean> => {
+        if (attempts < MAX_ATTEMPTS) return true;
+        return mayRetry(f) && (await backoff());
+      };
+
+      for (;;) {
+        let picked = pick(cluster, hashKey, exclude);
+        if (picked === undefined && preferOthers && exclude.size > 0) picked = pick(cluster, hashKey, NONE);
+        if (picked === undefined) {
+          // Every endpoint failed to connect: the policy may give them another chance after a backoff.
+          if (failures > 0 && !preferOthers && mayRetry({ kind: "connect-failure" }) && (await backoff())) {
+            continue;
+          }
+          break;
+        }
+        attempts++;
+        const ep = picked.endpoint;
+        const peer: PeerEndpoint = { address: ep.address, port: ep.port };
+        let session: ClientHttp2Session;
+        let pendingLease: (() => void) | undefined;
+        try {
+          const sessionP = opts.pool.session(peer, cluster.service, cluster.connectTimeoutMs);
+          const ready = await settledNow(sessionP).catch((): typeof NOT_YET => NOT_YET);
+          if (ready !== NOT_YET) session = ready;
+          else {
+            // Waiting for a connection: a pending request (maxPendingRequests).
+            pendingLease = breaker?.acquire("pending_requests");
+            if (breaker !== undefined && pendingLease === undefined) {
+              sessionP.catch(() => {});
+              picked.done();
+              return done(overflow(down, cluster, gone, "pending_requests"));
+            }
+            session = await withDeadline(sessionP, deadline);
+          }
+        } catch (e) {
+          picked.done();
+          if (e instanceof DeadlineExceeded) {
+            flags.add(Flag.UpstreamRequestTimeout);
+            if (!gone) down.localReply(504, "upstream request timeout", Flag.UpstreamRequestTimeout);
+            return done({ status: 504, flags, endpointId: ep.id });
+          }
+          logConnectFailure(cluster, ep, e);
+          observe(cluster, ep.id, { kind: "gateway-error" });
+          exclude.add(ep.id);
+          failures++;
+          if (await againAfterUnsent({ kind: "connect-failure" })) continue;
+          break;
+        } finally {
+          pendingLease?.();
+        }
+        if (gone) {
+          picked.done();
+          flags.add(Flag.DownstreamConnectionTermination);
+          return done({ status: 0, flags, endpointId: ep.id });
+        }
+        if (replay?.used && !replay.replayable()) {
+          // The body went to a try that never started (a closing session) and was not kept whole.
+          picked.done();
+          break;
+        }
+        const h2Headers = toH2RequestHeaders(head, cluster.service);
+        const tryDown = replay?.used ? replay.downstream(down) : down;
+        if (replay !== undefined) replay.used = true;
+        const outcome = await relay(
+          tryDown,
+          (events) =>
+            openH2Call(session, h2Headers, tryDown.body === undefined, events, {
+              stripInternalResponse: false,
+            }),
+          {
+            ...(deadline !== undefined ? { timeoutMs: deadline - performance.now() } : {}),
+            retryRefused: true,
+            ...(policy !== undefined
+              ? {
+                  retry: mayRetry,
+                  ...(policy.perTryTimeoutMs !== undefined
+                    ? { perTryTimeoutMs: policy.perTryTimeoutMs }
+                    : {}),
+                }
+              : {}),
+            ...(replay !== undefined && tryDown === down
+              ? { onBodyChunk: (c: Buffer) => replay.record(c), onBodyEnd: (t) => replay.end(t) }
+              : {}),
+          },
+        );
+        picked.done();
+        observe(cluster, ep.id, tryResultOf(outcome));
+        if (outcome.kind === "done") {
+          return done({ status: outcome.status, flags: outcome.flags, endpointId: ep.id });
+        }
+        if (outcome.kind === "retry" && outcome.failure !== undefined) {
+          // The policy took this try back (retry counted, budget taken): back off, then prefer another endpoint.
+          trace("retrying", {
+            endpoint: ep.id,
+            retry: retries,
+            why: outcome.failure.kind,
+            detail: outcome.detail,
+          });
+          if (session.closed || session.destroyed) opts.pool.evict(session);
+          exclude.add(ep.id);
+          if (await backoff()) continue;
+          flags.add(Flag.DownstreamConnectionTermination);
+          return done({ status: 0, flags, endpointId: ep.id });
+        }
+        // The session went away between pick and request, or the peer refused the stream: nothing was sent.
+        trace("upstream stream not accepted; trying again", {
+          endpoint: ep.id,
+          detail: outcome.kind === "retry" ? outcome.detail : describeError(outcome.error),
+        });
+        // A refused stream (the peer's app is down) leaves a healthy session: keep it pooled.
+        if (session.closed || session.destroyed || outcome.kind === "open-failed") opts.pool.evict(session);
+        if (outcome.kind === "retry") exclude.add(ep.id);
+        failures++;
+        if (await againAfterUnsent({ kind: "refused-stream" })) continue;
+        break;
+      }
+      const flag = failures > 0 ? Flag.UpstreamConnectionFailure : Flag.NoHealthyUpstream;
+      flags.add(flag);
+      if (!gone) down.localReply(503, `no healthy upstream for ${cluster.service}`, flag);
+      return done({ status: 503, flags });
+    }
   }
 
   /** Common entry for both app protocols: config lookup, request validation, forwarding, metrics. */

@@ -1,4 +1,6 @@
 import type { Readable, Writable } from "node:stream";
+import type { Breaker } from "../cluster/breaker.js";
+import type { TryResult } from "../cluster/outlier.js";
 import type { RetryBudget } from "./retry-budget.js";
 import type { RetryPolicy } from "./retry-policy.js";
 
@@ -40,6 +42,10 @@ export interface UpstreamCluster {
   retryPolicy?: RetryPolicy;
   /** Shared by every request to the cluster, so retries cannot amplify an outage. */
   retryBudget?: RetryBudget;
+  /** Circuit breaking: a lease per request in flight, per request waiting for a session, per retry. */
+  breaker?: Breaker;
+  /** Told how each try at an endpoint ended (outlier detection). Must not throw. */
+  observe?(endpointId: string, r: TryResult): void;
   /** Skips ids in exclude; undefined = nothing left. Must not throw. */
   pick(ctx: { hashKey?: string; exclude: ReadonlySet<string> }): PickedEndpoint | undefined;
   /** Computes the ring-hash key from the request headers / source address, or undefined. */
@@ -137,8 +143,8 @@ export interface Downstream {
   end(trailers: HeaderMap | undefined): void;
   /** Tells the client the response is broken: RST_STREAM for HTTP/2, the connection closed for HTTP/1.1. */
   reset(): void;
-  /** A response made by the proxy itself (text/plain, or a trailers-only status for gRPC). */
-  localReply(status: number, body: string, flags: string): void;
+  /** A response made by the proxy itself (text/plain, or a trailers-only status for gRPC); `extra` fields go in its head. */
+  localReply(status: number, body: string, flags: string, extra?: HeaderMap): void;
   /**
    * Tells the client the request was not processed and may be retried elsewhere
    * (HTTP/2 REFUSED_STREAM); false when that cannot be said (HTTP/1.1, or a head already sent).

@@ -14,13 +14,25 @@ import type {
   SnapshotProtocol,
 } from "@weft/api/snapshot";
 import { type Clock, systemClock } from "@weft/core";
+import { type BreakerLimit, CircuitBreaker } from "../cluster/breaker.js";
 import { type Balancer, createBalancer } from "../cluster/lb/index.js";
+import { OutlierDetector, type OutlierEjection, type TryResult } from "../cluster/outlier.js";
 import { RetryBudget } from "../http/retry-budget.js";
 import { compileRetryPolicy, type RetryPolicy } from "../http/retry-policy.js";
 import type { PickedEndpoint } from "../tcp/tcp-proxy.js";
 
+/** What the clusters tell the sidecar about (metrics, logs). Must not throw. */
+export interface ClusterEvents {
+  onOverflow?(service: string, limit: BreakerLimit): void;
+  onEject?(service: string, e: OutlierEjection): void;
+}
+
 export class LiveCluster {
   private balancer: Balancer;
+  /** Counters outlive config updates (requests in flight still hold their leases). */
+  readonly breaker: CircuitBreaker;
+  /** Undefined while the service has no outlierDetection; kept across updates while it has. */
+  private outlier: OutlierDetector | undefined;
   private lbKey: string;
   private policy: RetryPolicy | undefined;
   private budget: RetryBudget | undefined;
@@ -28,11 +40,16 @@ export class LiveCluster {
   constructor(
     public config: ClusterConfig,
     private readonly clock: Clock = systemClock,
+    private readonly events: ClusterEvents = {},
   ) {
     this.balancer = createBalancer(config.lb);
     this.lbKey = lbKeyOf(config.lb);
     this.balancer.update(config.endpoints);
     this.applyRetries(config);
+    this.breaker = new CircuitBreaker(config.circuitBreaker, (limit) =>
+      this.events.onOverflow?.(this.config.service, limit),
+    );
+    this.applyOutlier(config);
   }
 
   get service(): string {
@@ -67,6 +84,31 @@ export class LiveCluster {
     else this.budget = new RetryBudget({ ...b, clock: this.clock });
   }
 
+  private applyOutlier(config: ClusterConfig): void {
+    const od = config.outlierDetection;
+    if (od === undefined) {
+      this.outlier = undefined;
+      return;
+    }
+    if (this.outlier) this.outlier.configure(od);
+    else {
+      this.outlier = new OutlierDetector(od, this.clock, (e) =>
+        this.events.onEject?.(this.config.service, e),
+      );
+    }
+    this.outlier.setEndpoints(config.endpoints.map((e) => e.id));
+  }
+
+  /** How a try at `endpointId` ended, for outlier detection. Must not throw. */
+  observe(endpointId: string, r: TryResult): void {
+    this.outlier?.report(endpointId, r);
+  }
+
+  /** The endpoints outlier detection keeps out of rotation right now. */
+  ejected(): ReadonlySet<string> {
+    return this.outlier?.ejected() ?? NONE;
+  }
+
   update(config: ClusterConfig): void {
     const key = lbKeyOf(config.lb);
     if (key !== this.lbKey) {
@@ -76,10 +118,19 @@ export class LiveCluster {
     this.config = config;
     this.balancer.update(config.endpoints);
     this.applyRetries(config);
+    this.breaker.configure(config.circuitBreaker);
+    this.applyOutlier(config);
   }
 
+  /** Ejected endpoints join the caller's exclusions: the balancer never sees them. */
   pick(ctx: { hashKey?: string; exclude: ReadonlySet<string> }): PickedEndpoint | undefined {
-    const r = this.balancer.pick(ctx);
+    const ejected = this.outlier?.ejected();
+    let c = ctx;
+    if (ejected !== undefined && ejected.size > 0) {
+      for (const id of ctx.exclude) ejected.add(id);
+      c = ctx.hashKey === undefined ? { exclude: ejected } : { hashKey: ctx.hashKey, exclude: ejected };
+    }
+    const r = this.balancer.pick(c);
     return r.type === "complete" ? r : undefined;
   }
 
@@ -124,11 +175,16 @@ function lbKeyOf(lb: LbConfig): string {
   return JSON.stringify([lb.policy, lb.choiceCount, lb.ringSize, lb.hashOn]);
 }
 
+const NONE: ReadonlySet<string> = new Set();
+
 export class ClusterSet {
   private readonly clusters = new Map<string, LiveCluster>();
 
-  /** `clock` drives the clusters' retry budgets (virtual in tests). */
-  constructor(private readonly clock: Clock = systemClock) {}
+  /** `clock` drives the clusters' retry budgets and outlier detectors (virtual in tests). */
+  constructor(
+    private readonly clock: Clock = systemClock,
+    private readonly events: ClusterEvents = {},
+  ) {}
 
   /** Builds every balancer first, so a snapshot that cannot be applied throws before anything changed. */
   apply(snapshot: ProxySnapshot): void {
@@ -136,7 +192,7 @@ export class ClusterSet {
     for (const [name, cfg] of Object.entries(snapshot.clusters)) {
       const live = this.clusters.get(name);
       if (live && lbKeyOf(live.config.lb) === lbKeyOf(cfg.lb)) next.set(name, cfg);
-      else next.set(name, new LiveCluster(cfg, this.clock));
+      else next.set(name, new LiveCluster(cfg, this.clock, this.events));
     }
     for (const name of [...this.clusters.keys()]) if (!next.has(name)) this.clusters.delete(name);
     for (const [name, v] of next) {

@@ -20,6 +20,9 @@ export class ProxyMetrics {
   readonly tcpBytes: Counter<"direction" | "source_service" | "destination_service" | "flow">;
   readonly denials: Counter<"source_service" | "reason">;
   readonly retries: Counter<"destination_service">;
+  readonly breakerOverflows: Counter<"destination_service" | "limit">;
+  readonly outlierEjections: Counter<"destination_service">;
+  readonly rateLimited: Counter<"source_service" | "route">;
   readonly configConnected: Gauge;
   readonly configUpdates: Counter<"result">;
   readonly certExpiry: Gauge;
@@ -68,6 +71,24 @@ export class ProxyMetrics {
       name: "weft_proxy_retries_total",
       help: "Retries of outbound requests (tries after the first), by destination service.",
       labelNames: ["destination_service"],
+      registers,
+    });
+    this.breakerOverflows = new Counter({
+      name: "weft_proxy_circuit_breaker_overflows_total",
+      help: "Outbound requests, connections and retries refused by a circuit breaker, by destination service and limit (connections, pending_requests, requests, retries).",
+      labelNames: ["destination_service", "limit"],
+      registers,
+    });
+    this.outlierEjections = new Counter({
+      name: "weft_proxy_outlier_ejections_total",
+      help: "Endpoints ejected by outlier detection, by destination service.",
+      labelNames: ["destination_service"],
+      registers,
+    });
+    this.rateLimited = new Counter({
+      name: "weft_proxy_rate_limited_total",
+      help: 'Requests and TCP connections refused by a local rate limit at the inbound listener, by source service and the limit that refused them ("route[i]" in config order, or "service").',
+      labelNames: ["source_service", "route"],
       registers,
     });
     this.configConnected = new Gauge({

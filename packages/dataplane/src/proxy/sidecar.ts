@@ -25,6 +25,7 @@ import type { HealthCheckSpec, ProbeResult } from "../health/result.js";
 import { Http2PeerPool } from "../http/h2-peer-pool.js";
 import { createInboundHttp } from "../http/inbound-http.js";
 import { createOutboundHttp } from "../http/outbound-http.js";
+import { InboundRateLimits, type RateLimitVerdict } from "../http/rate-limit.js";
 import { WorkloadIdentity } from "../identity/workload-identity.js";
 import type { DataplaneLogger } from "../logger.js";
 import { proxyInboundTcp, proxyOutboundTcp, TCP_ALPN } from "../tcp/tcp-proxy.js";
@@ -103,8 +104,27 @@ export class Sidecar {
   readonly instanceId: string;
   private readonly clock: Clock;
   private readonly log: DataplaneLogger;
-  private readonly clusters = new ClusterSet();
+  /** Breaker overflows and outlier ejections go to the metrics (read when they happen, not here). */
+  private readonly clusters = new ClusterSet(systemClock, {
+    onOverflow: (service, limit) =>
+      this.metrics.breakerOverflows.inc({ destination_service: service, limit }),
+    onEject: (service, e) => {
+      this.metrics.outlierEjections.inc({ destination_service: service });
+      this.log.warn(
+        {
+          upstream: service,
+          endpoint: e.endpointId,
+          ejections: e.ejections,
+          ms: e.durationMs,
+          reason: e.reason,
+        },
+        "endpoint ejected by outlier detection",
+      );
+    },
+  });
   private authorizer: Authorizer | undefined;
+  /** Inbound local rate limits of the snapshot in use (kept across snapshots with the same limits). */
+  private readonly rateLimits: InboundRateLimits;
   private identity: WorkloadIdentity | undefined;
   private inboundServer: TlsServer | undefined;
   private adminServer: net.Server | undefined;
@@ -121,6 +141,7 @@ export class Sidecar {
 
   constructor(private readonly o: SidecarOptions) {
     this.clock = o.clock ?? systemClock;
+    this.rateLimits = new InboundRateLimits(this.clock);
     this.log = o.logger;
     this.metrics = new ProxyMetrics(o.service);
     this.instanceId = o.instanceId ?? `${o.service}-${randomBytes(5).toString("hex")}`;
@@ -290,8 +311,10 @@ export class Sidecar {
   private apply(s: ProxySnapshot): void {
     // Everything that can throw first, so a refused snapshot changes nothing.
     const authorizer = compileAuthz(s.proxy.service, s.inbound.authz);
+    const useLimits = this.rateLimits.prepare(s.inbound.rateLimit);
     this.clusters.apply(s);
     this.authorizer = authorizer;
+    useLimits();
     this.metrics.configUpdates.inc({ result: "applied" });
     this.log.info(
       { version: s.version, clusters: Object.keys(s.clusters).length, endpoints: countEndpoints(s) },
@@ -326,6 +349,7 @@ export class Sidecar {
         // canonicalPath keeps the query verbatim with its "?".
         return { allow: true, target: target.path + target.query };
       },
+      rateLimit: (req) => this.countLimited(req.peerService, this.rateLimits.request(req.path)),
       onRequest: (e) =>
         this.metrics.request("inbound", e.peerService, this.o.service, e.status, e.flags, e.durationMs),
     });
@@ -337,6 +361,11 @@ export class Sidecar {
       logger: this.log,
       onConnection: (socket, peer) => this.onInbound(socket, peer),
     });
+  }
+
+  private countLimited(source: string, v: RateLimitVerdict): RateLimitVerdict {
+    if (!v.ok) this.metrics.rateLimited.inc({ source_service: source, route: v.limit });
+    return v;
   }
 
   /** The app protocol for L7 forwarding; a TCP service reached over HTTP is forwarded as HTTP/1.1. */
@@ -358,6 +387,24 @@ export class Sidecar {
                 reason: `intention for "${peer.service}" has L7 permissions, which a TCP connection cannot satisfy`,
               }
             : l4;
+      // An allowed connection is one request against the service-wide bucket; refused = closed.
+      if (decision.allow) {
+        const limited = this.countLimited(peer.service, this.rateLimits.connection());
+        if (!limited.ok) {
+          proxyInboundTcp(
+            socket,
+            peer.service,
+            {
+              allow: false,
+              rateLimited: true,
+              reason: `local rate limit exceeded (retry after ${limited.retryAfterSeconds}s)`,
+            },
+            { ...this.o.app, connectTimeoutMs: 5_000 },
+            { logger: this.log, onConnection: (e) => this.countTcp(e, peer.service, this.o.service) },
+          );
+          return;
+        }
+      }
       if (!decision.allow)
         this.metrics.denials.inc({
           source_service: peer.service,

@@ -4,11 +4,13 @@
  * checking the peer is the upstream service -> splice. A connect failure
  * excludes that endpoint and tries another (before any byte was sent).
  * Inbound: a verified mTLS connection -> L4 authorization by the source
- * service (deny = close) -> plain TCP to the app on loopback -> splice.
+ * service (deny = close) -> local rate limit (the sidecar's decision; refused
+ * = close) -> plain TCP to the app on loopback -> splice.
  */
 import net, { type Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { describeError } from "@weft/core";
+import type { Breaker } from "../cluster/breaker.js";
 import type { DataplaneLogger } from "../logger.js";
 import { connectMtls, type MaterialSource } from "../transport/mtls.js";
 import { type SpliceResult, splice } from "./splice.js";
@@ -26,6 +28,8 @@ export interface TcpUpstream {
   service: string;
   connectTimeoutMs: number;
   idleTimeoutMs: number;
+  /** Circuit breaking: one "connections" lease per proxied connection (maxConnections). */
+  breaker?: Breaker;
   pick(ctx: { exclude: ReadonlySet<string>; hashKey?: string }): PickedEndpoint | undefined;
 }
 
@@ -33,7 +37,7 @@ export interface TcpEvent {
   direction: "outbound" | "inbound";
   /** The upstream service (outbound) or the source service (inbound). */
   peer: string;
-  result: "ok" | "denied" | "no-endpoint" | "connect-failed" | "error";
+  result: "ok" | "denied" | "rate-limited" | "no-endpoint" | "connect-failed" | "overflow" | "error";
   bytesSent: number;
   bytesReceived: number;
   endpointId?: string;
@@ -54,6 +58,36 @@ export async function proxyOutboundTcp(
   // Hold the app's bytes in the kernel until the upstream is there.
   app.pause();
   app.on("error", () => {});
+  // "overflow": the cluster's maxConnections was reached; the app's connection is reset at once.
+  const lease = upstream.breaker?.acquire("connections");
+  if (upstream.breaker !== undefined && lease === undefined) {
+    o.onConnection?.({
+      direction: "outbound",
+      peer: upstream.service,
+      result: "overflow",
+      bytesSent: 0,
+      bytesReceived: 0,
+      detail: "maxConnections reached",
+    });
+    app.resetAndDestroy();
+    return;
+  }
+  let spliced = false;
+  try {
+    spliced = await connectAndSplice(app, upstream, source, o, () => lease?.());
+  } finally {
+    if (!spliced) lease?.();
+  }
+}
+
+/** True when the connection is spliced (then `release` runs when it ends). */
+async function connectAndSplice(
+  app: Socket,
+  upstream: TcpUpstream,
+  source: MaterialSource,
+  o: TcpOptions,
+  release: () => void,
+): Promise<boolean> {
   const exclude = new Set<string>();
   const hashKey = app.remoteAddress;
   let lastError = "no healthy endpoint";
@@ -74,12 +108,13 @@ export async function proxyOutboundTcp(
       if (app.destroyed) {
         picked.done();
         socket.destroy();
-        return;
+        return false;
       }
       splice(app, socket, {
         idleTimeoutMs: upstream.idleTimeoutMs,
         onDone: (r: SpliceResult) => {
           picked.done();
+          release();
           o.onConnection?.({
             direction: "outbound",
             peer: upstream.service,
@@ -92,7 +127,7 @@ export async function proxyOutboundTcp(
         },
       });
       app.resume();
-      return;
+      return true;
     } catch (e) {
       picked.done();
       exclude.add(ep.id);
@@ -113,22 +148,27 @@ export async function proxyOutboundTcp(
   });
   // Nothing to reach: a reset tells the app at once (a clean FIN would look like an empty answer).
   app.resetAndDestroy();
+  return false;
 }
 
 export function proxyInboundTcp(
   peerSocket: TLSSocket,
   source: string,
-  decision: { allow: boolean; reason: string },
+  /** A refusal closes the connection; `rateLimited` reports it as such rather than as a denial. */
+  decision: { allow: boolean; reason: string; rateLimited?: boolean },
   app: { host: string; port: number; connectTimeoutMs?: number; idleTimeoutMs?: number },
   o: TcpOptions = {},
 ): void {
   peerSocket.on("error", () => {});
   if (!decision.allow) {
-    o.logger?.warn({ source, reason: decision.reason }, "connection denied");
+    o.logger?.warn(
+      { source, reason: decision.reason },
+      decision.rateLimited ? "connection rate limited" : "connection denied",
+    );
     o.onConnection?.({
       direction: "inbound",
       peer: source,
-      result: "denied",
+      result: decision.rateLimited ? "rate-limited" : "denied",
       bytesSent: 0,
       bytesReceived: 0,
       detail: decision.reason,
