@@ -21,9 +21,7 @@ import {
   meshCleanup,
   metricSum,
   type SidecarProc,
-  startApp,
-  startProxy,
-  waitEndpoints,
+  startClientMesh,
 } from "./helpers/mesh.js";
 import { startWeftServer, type WeftServer } from "./helpers/weft.js";
 
@@ -69,33 +67,22 @@ beforeAll(async () => {
     ["api", "y", { FAIL_PERCENT: "0" }],
     ["api", "z", { FAIL_PERCENT: "0" }],
   ];
-  const webApp = await startApp("http-app.mjs", { env: { NAME: "web", REPLICA: "w" } });
-  await Promise.all([
-    ...replicas.map(async ([service, replica, env]) => {
-      const app = await startApp("flaky-app.mjs", { env: { REPLICA: replica, SEED: "7", ...env } });
-      apps[service]?.push(app);
-      byReplica.set(replica, app);
-      await startProxy({
-        service,
-        appPort: app.port,
-        protocol: "http",
-        health: { http: "/healthz" },
-        server: cp.addr,
-      });
-    }),
-    startProxy({
-      service: "web",
-      appPort: webApp.port,
-      protocol: "http",
-      health: { http: "/healthz" },
-      upstreams: local,
-      server: cp.addr,
-    }).then((p) => {
-      web = p;
-    }),
-  ]);
-  await waitEndpoints(web.adminPort, "slow", 1);
-  await waitEndpoints(web.adminPort, "api", 3);
+  const mesh = await startClientMesh(
+    cp.addr,
+    replicas.map(([service, replica, env]) => ({
+      service,
+      replica,
+      script: "flaky-app.mjs",
+      env: { SEED: "7", ...env },
+    })),
+    local,
+  );
+  web = mesh.web;
+  for (const [service, replica] of replicas) {
+    const app = mesh.apps.get(replica) as App;
+    apps[service]?.push(app);
+    byReplica.set(replica, app);
+  }
 }, 60_000);
 
 afterAll(async () => {

@@ -25,9 +25,7 @@ import {
   meshCleanup,
   metricSum,
   type SidecarProc,
-  startApp,
-  startProxy,
-  waitEndpoints,
+  startClientMesh,
   waitFor,
 } from "./helpers/mesh.js";
 import { startWeftServer, type WeftServer } from "./helpers/weft.js";
@@ -69,34 +67,18 @@ beforeAll(async () => {
     ["flaky", "b", 30],
     ["dead", "x", 100],
   ];
-  const webApp = await startApp("http-app.mjs", { env: { NAME: "web", REPLICA: "w" } });
-  await Promise.all([
-    ...replicas.map(async ([service, replica, fail], i) => {
-      const app = await startApp("flaky-app.mjs", {
-        env: { REPLICA: replica, FAIL_PERCENT: String(fail), SEED: String(1000 + i) },
-      });
-      apps[service]?.push(app);
-      await startProxy({
-        service,
-        appPort: app.port,
-        protocol: "http",
-        health: { http: "/healthz" },
-        server: cp.addr,
-      });
-    }),
-    startProxy({
-      service: "web",
-      appPort: webApp.port,
-      protocol: "http",
-      health: { http: "/healthz" },
-      upstreams: local,
-      server: cp.addr,
-    }).then((p) => {
-      web = p;
-    }),
-  ]);
-  await waitEndpoints(web.adminPort, "flaky", 2);
-  await waitEndpoints(web.adminPort, "dead", 1);
+  const mesh = await startClientMesh(
+    cp.addr,
+    replicas.map(([service, replica, fail], i) => ({
+      service,
+      replica,
+      script: "flaky-app.mjs",
+      env: { FAIL_PERCENT: String(fail), SEED: String(1000 + i) },
+    })),
+    local,
+  );
+  web = mesh.web;
+  for (const [service, replica] of replicas) apps[service]?.push(mesh.apps.get(replica) as App);
 }, 60_000);
 
 afterAll(async () => {

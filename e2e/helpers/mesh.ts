@@ -389,3 +389,64 @@ export function patternSha256(bytes: number): string {
 export function sha256(b: Buffer | string): string {
   return createHash("sha256").update(b).digest("hex");
 }
+
+/** One meshed HTTP replica: an app (a script of e2e/apps) with its sidecar. */
+export interface ReplicaSpec {
+  service: string;
+  /** Name of the replica (the app's REPLICA env). */
+  replica: string;
+  script: string;
+  env?: Record<string, string>;
+  meta?: Record<string, string>;
+}
+
+export interface ClientMesh {
+  /** The `web` client sidecar, with one upstream per service of the replicas. */
+  web: SidecarProc;
+  /** Apps by replica name. */
+  apps: Map<string, App>;
+  sidecars: Map<string, SidecarProc>;
+}
+
+/**
+ * Starts HTTP replicas, each with its sidecar (health on /healthz), and a
+ * `web` sidecar (for an http-app.mjs) whose upstreams are `local`
+ * (service -> loopback port); resolves once `web` sees every replica.
+ */
+export async function startClientMesh(
+  server: string,
+  replicas: ReplicaSpec[],
+  local: Record<string, number>,
+): Promise<ClientMesh> {
+  const apps = new Map<string, App>();
+  const sidecars = new Map<string, SidecarProc>();
+  const webApp = await startApp("http-app.mjs", { env: { NAME: "web", REPLICA: "w" } });
+  const [web] = await Promise.all([
+    startProxy({
+      service: "web",
+      appPort: webApp.port,
+      protocol: "http",
+      health: { http: "/healthz" },
+      upstreams: local,
+      server,
+    }),
+    ...replicas.map(async (r) => {
+      const app = await startApp(r.script, { env: { NAME: r.service, REPLICA: r.replica, ...r.env } });
+      apps.set(r.replica, app);
+      const sidecar = await startProxy({
+        service: r.service,
+        appPort: app.port,
+        protocol: "http",
+        health: { http: "/healthz" },
+        ...(r.meta ? { meta: r.meta } : {}),
+        server,
+      });
+      sidecars.set(r.replica, sidecar);
+      return sidecar;
+    }),
+  ]);
+  const perService = new Map<string, number>();
+  for (const r of replicas) perService.set(r.service, (perService.get(r.service) ?? 0) + 1);
+  for (const [service, n] of perService) await waitEndpoints(web.adminPort, service, n);
+  return { web, apps, sidecars };
+}
