@@ -14,8 +14,7 @@ import {
   applyResources,
   meshCleanup,
   type SidecarProc,
-  startApp,
-  startProxy,
+  startClientMesh,
   waitFor,
 } from "./helpers/mesh.js";
 import { startWeftServer, type WeftServer } from "./helpers/weft.js";
@@ -37,30 +36,17 @@ beforeAll(async () => {
       subsets: { v1: { meta: { version: "v1" } }, v2: { meta: { version: "v2" } } },
     },
   ]);
-  const webApp = await startApp("http-app.mjs", { env: { NAME: "web", REPLICA: "w" } });
-  await Promise.all([
-    ...Object.entries(REPLICAS).map(async ([r, version]) => {
-      const app = await startApp("http-app.mjs", { env: { NAME: "api", REPLICA: r } });
-      return startProxy({
-        service: "api",
-        appPort: app.port,
-        protocol: "http",
-        health: { http: "/healthz" },
-        meta: { version },
-        server: cp.addr,
-      });
-    }),
-    startProxy({
-      service: "web",
-      appPort: webApp.port,
-      protocol: "http",
-      health: { http: "/healthz" },
-      upstreams: { api: apiLocal },
-      server: cp.addr,
-    }).then((p) => {
-      web = p;
-    }),
-  ]);
+  const mesh = await startClientMesh(
+    cp.addr,
+    Object.entries(REPLICAS).map(([replica, version]) => ({
+      service: "api",
+      replica,
+      script: "http-app.mjs",
+      meta: { version },
+    })),
+    { api: apiLocal },
+  );
+  web = mesh.web;
 }, 60_000);
 
 afterAll(meshCleanup);
