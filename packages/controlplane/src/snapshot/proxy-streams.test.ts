@@ -181,8 +181,6 @@ describe("proxy config stream", () => {
     await r.snapshot();
     expect(server?.proxies.stats.streams).toBe(1);
     r.stop();
-    const t0 = Date.now();
     await expect.poll(() => server?.proxies.stats.streams).toBe(0);
-    console.log("released after", Date.now() - t0);
   });
 });
