@@ -224,8 +224,11 @@ export function registerProxyCommand(program: Command, io: Io): void {
             `weft proxy ready service=${flags.service} instance=${sidecar.instanceId} inbound=${p.inbound} admin=${p.admin}\n`,
           );
         },
-        (e: unknown) => {
-          if (!stop.signalled()) throw e;
+        async (e: unknown) => {
+          if (stop.signalled()) return;
+          // Undo what did start (the registration above all), then report why.
+          await sidecar.stop().catch(() => {});
+          throw e;
         },
       );
       await Promise.race([started, stop.requested]);

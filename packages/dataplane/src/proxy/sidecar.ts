@@ -19,7 +19,7 @@ import type { TLSSocket, Server as TlsServer } from "node:tls";
 import { type Authorizer, canonicalPath, compileAuthz } from "@weft/api/authz";
 import type { WeftClient } from "@weft/api/client";
 import type { ProxySnapshot, SnapshotProtocol } from "@weft/api/snapshot";
-import { Backoff, type Clock, describeError, isWeftError, systemClock } from "@weft/core";
+import { Backoff, type Clock, describeError, isWeftError, systemClock, weftError } from "@weft/core";
 import { HealthChecker } from "../health/checker.js";
 import type { HealthCheckSpec, ProbeResult } from "../health/result.js";
 import { Http2PeerPool } from "../http/h2-peer-pool.js";
@@ -78,9 +78,24 @@ function advertisedHost(o: SidecarOptions): string {
   return h === "0.0.0.0" || h === "::" || h === "" ? "127.0.0.1" : h;
 }
 
-function listen(server: net.Server, at: HostPort): Promise<number> {
+/** Binds `server`; a failure names the listener and the address (a port in use is a usage error, exit 2). */
+function listen(server: net.Server, at: HostPort, what: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const onError = (e: Error) => reject(e);
+    const onError = (e: NodeJS.ErrnoException) => {
+      const why =
+        e.code === "EADDRINUSE"
+          ? "the address is already in use"
+          : e.code === "EACCES"
+            ? "permission denied"
+            : e.message;
+      reject(
+        weftError(
+          "WEFT_ERR_USAGE",
+          { detail: `${what}: cannot listen on ${at.host}:${at.port}: ${why}` },
+          { cause: e },
+        ),
+      );
+    };
     server.once("error", onError);
     server.listen(at.port, at.host, () => {
       server.off("error", onError);
@@ -166,7 +181,7 @@ export class Sidecar {
           body: await this.metrics.registry.metrics(),
         }),
       });
-      this.adminPort = await listen(this.adminServer, this.o.admin);
+      this.adminPort = await listen(this.adminServer, this.o.admin, "admin listener (--admin)");
     }
     this.identity = await this.retry("obtain a workload certificate", () =>
       WorkloadIdentity.start({
@@ -182,7 +197,11 @@ export class Sidecar {
     this.identity.onChange(() => this.metrics.certExpiry.set((this.identity?.status().notAfter ?? 0) / 1000));
     this.pool = new Http2PeerPool({ source: this.identity, logger: this.log });
     this.startInbound();
-    this.inboundPort = await listen(this.inboundServer as TlsServer, this.o.inbound);
+    this.inboundPort = await listen(
+      this.inboundServer as TlsServer,
+      this.o.inbound,
+      "inbound listener (--inbound)",
+    );
     await this.retry("register the instance", () => this.register());
     this.startHealth();
     this.stream = new ConfigStream({
@@ -461,7 +480,11 @@ export class Sidecar {
         socket.resume();
         this.outboundHttpFor(up.service).handle(socket, listener.protocol);
       });
-      await listen(server, { host: "127.0.0.1", port: up.localPort });
+      await listen(
+        server,
+        { host: "127.0.0.1", port: up.localPort },
+        `outbound listener (--upstream ${up.service}=${up.localPort})`,
+      );
       this.outboundServers.push(server);
     }
   }
