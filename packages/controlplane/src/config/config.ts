@@ -16,6 +16,7 @@ import type { Logger } from "pino";
 import { ChangeFeed, type ChangeListener } from "../state/change-feed.js";
 import { CONFIG_PREFIX, configKey, parseConfigKey } from "../state/keys.js";
 import { PrefixMirror } from "../state/prefix-mirror.js";
+import { stableJson } from "../state/stable-json.js";
 import type { Compare, KeyValue, Store, TxnOp } from "../store/store.js";
 
 export interface ResourceIssue {
@@ -56,21 +57,6 @@ export interface ApplyResult {
 
 /** At most this many resources per apply (the 1 MiB body limit bounds it too). */
 export const MAX_BATCH = 1000;
-
-/** JSON with object keys sorted, recursively: equal documents give equal strings. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(sortKeys(value));
-}
-
-function sortKeys(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(sortKeys);
-  if (v !== null && typeof v === "object") {
-    const out: Record<string, unknown> = {};
-    for (const k of Object.keys(v).sort()) out[k] = sortKeys((v as Record<string, unknown>)[k]);
-    return out;
-  }
-  return v;
-}
 
 interface Entry {
   raw: string;
@@ -229,7 +215,7 @@ export class ConfigService implements Disposable {
     const applied: ApplyResult["applied"] = [];
     for (const r of batch) {
       const key = configKey(r.kind, r.name);
-      const value = canonicalJson(r.input);
+      const value = stableJson(r.input);
       const cur = this.byKind.get(r.kind)?.get(r.name);
       if (cur && cur.raw === value) {
         applied.push({ kind: r.kind, name: r.name, action: "unchanged" });

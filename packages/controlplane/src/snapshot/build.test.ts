@@ -20,6 +20,7 @@ import {
 import { isWeftError } from "@weft/core";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { stableJson } from "../state/stable-json.js";
 import {
   buildSnapshot,
   endpointWeight,
@@ -27,7 +28,6 @@ import {
   snapshotVersion,
   tryBuildSnapshot,
 } from "./build.js";
-import { stableJson } from "./stable-json.js";
 
 // ---------------------------------------------------------------- fixtures
 

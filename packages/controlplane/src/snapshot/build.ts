@@ -54,7 +54,7 @@ import {
   workloadId,
 } from "@weft/api";
 import { type WeftError, weftError } from "@weft/core";
-import { stableJson } from "./stable-json.js";
+import { stableJson } from "../state/stable-json.js";
 
 export interface SnapshotInputs {
   /** The proxy's own catalog instance (its `proxy` field lists upstreams and protocol). */

@@ -3,10 +3,11 @@
  * whitespace. Equal JSON values give equal strings whatever order their keys
  * were inserted in, so a digest of it is a content version.
  *
- * Written straight to a string rather than by copying into key-sorted
- * objects first (as config.ts's `canonicalJson` does): no copy of a large
- * snapshot, and a "__proto__" key stays a key instead of hitting the
- * prototype setter and vanishing from the digest.
+ * Used for snapshot versions and for the stored form of config resources
+ * (an apply of an equal document is "unchanged"). Written straight to a
+ * string rather than by copying into key-sorted objects first: no copy of a
+ * large snapshot, and a "__proto__" key stays a key instead of hitting the
+ * prototype setter and vanishing.
  *
  * Undefined object members are skipped, as JSON.stringify does. Values JSON
  * cannot carry faithfully (undefined in arrays, NaN, Infinity, functions,
