@@ -90,6 +90,13 @@ export class Http2PeerPool {
     return created;
   }
 
+  /** The open pooled session to this peer, if there is one (no connect, no promise: the hot path). */
+  pooled(ep: PeerEndpoint, expectService: string): ClientHttp2Session | undefined {
+    if (this.#closed) return undefined;
+    const s = this.#sessions.get(keyOf(ep, expectService));
+    return s !== undefined && !s.closed && !s.destroyed ? s : undefined;
+  }
+
   /** Drops a session from the pool (it stays open for its streams); the next caller connects anew. */
   evict(session: ClientHttp2Session): void {
     for (const [key, s] of this.#sessions) if (s === session) this.#sessions.delete(key);

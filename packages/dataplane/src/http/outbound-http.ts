@@ -69,17 +69,6 @@ interface Result {
 }
 
 const NONE: ReadonlySet<string> = new Set();
-const NOT_YET: unique symbol = Symbol("not yet");
-
-/**
- * The promise's value when it is already settled, else NOT_YET. The pool
- * hands out a ready session as a resolved promise: only a request that must
- * wait for a connection counts as pending for the circuit breaker.
- */
-function settledNow<T>(p: Promise<T>): Promise<T | typeof NOT_YET> {
-  return Promise.race([p, Promise.resolve(NOT_YET)]);
-}
-
 /** How a try that went out ended, as outlier detection counts it; undefined = not the endpoint's doing. */
 function tryResultOf(outcome: Awaited<ReturnType<typeof relay>>): TryResult | undefined {
   if (outcome.kind === "done")
@@ -333,18 +322,19 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
         let session: ClientHttp2Session;
         let pendingLease: (() => void) | undefined;
         try {
-          const sessionP = opts.pool.session(peer, cluster.service, cluster.connectTimeoutMs);
-          const ready = await settledNow(sessionP).catch((): typeof NOT_YET => NOT_YET);
-          if (ready !== NOT_YET) session = ready;
+          const pooled = opts.pool.pooled(peer, cluster.service);
+          if (pooled !== undefined) session = pooled;
           else {
             // Waiting for a connection: a pending request (maxPendingRequests).
             pendingLease = breaker?.acquire("pending_requests");
             if (breaker !== undefined && pendingLease === undefined) {
-              sessionP.catch(() => {});
               picked.done();
               return done(overflow(down, cluster, gone, "pending_requests"));
             }
-            session = await withDeadline(sessionP, deadline);
+            session = await withDeadline(
+              opts.pool.session(peer, cluster.service, cluster.connectTimeoutMs),
+              deadline,
+            );
           }
         } catch (e) {
           picked.done();
