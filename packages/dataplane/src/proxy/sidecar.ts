@@ -119,24 +119,7 @@ export class Sidecar {
   readonly instanceId: string;
   private readonly clock: Clock;
   private readonly log: DataplaneLogger;
-  /** Breaker overflows and outlier ejections go to the metrics (read when they happen, not here). */
-  private readonly clusters = new ClusterSet(systemClock, {
-    onOverflow: (service, limit) =>
-      this.metrics.breakerOverflows.inc({ destination_service: service, limit }),
-    onEject: (service, e) => {
-      this.metrics.outlierEjections.inc({ destination_service: service });
-      this.log.warn(
-        {
-          upstream: service,
-          endpoint: e.endpointId,
-          ejections: e.ejections,
-          ms: e.durationMs,
-          reason: e.reason,
-        },
-        "endpoint ejected by outlier detection",
-      );
-    },
-  });
+  private readonly clusters: ClusterSet;
   private authorizer: Authorizer | undefined;
   /** Inbound local rate limits of the snapshot in use (kept across snapshots with the same limits). */
   private readonly rateLimits: InboundRateLimits;
@@ -158,6 +141,24 @@ export class Sidecar {
     this.clock = o.clock ?? systemClock;
     this.rateLimits = new InboundRateLimits(this.clock);
     this.log = o.logger;
+    // Breaker overflows and outlier ejections go to the metrics and the log; outlier timing runs on the sidecar's clock.
+    this.clusters = new ClusterSet(this.clock, {
+      onOverflow: (service, limit) =>
+        this.metrics.breakerOverflows.inc({ destination_service: service, limit }),
+      onEject: (service, e) => {
+        this.metrics.outlierEjections.inc({ destination_service: service });
+        this.log.warn(
+          {
+            upstream: service,
+            endpoint: e.endpointId,
+            ejections: e.ejections,
+            ms: e.durationMs,
+            reason: e.reason,
+          },
+          "endpoint ejected by outlier detection",
+        );
+      },
+    });
     this.metrics = new ProxyMetrics(o.service);
     this.instanceId = o.instanceId ?? `${o.service}-${randomBytes(5).toString("hex")}`;
   }
