@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { http } from "./helpers/http.js";
 import {
   type App,
+  allowFrom,
   applyResources,
   meshCleanup,
   metricSum,
@@ -29,23 +30,17 @@ let cp: WeftServer;
 let web: SidecarProc;
 const local = { slow: 0, api: 0 };
 const apps: Record<string, App[]> = { slow: [], api: [] };
-/** By replica name: the apps start concurrently, so the arrays above are in completion order. */
-const byReplica = new Map<string, App>();
+/** Apps by replica name (from startClientMesh). */
+let byReplica: Map<string, App>;
 const agent = new Agent({ keepAlive: true, maxSockets: 32 });
-
-const intention = (name: string) => ({
-  kind: "Intention",
-  name,
-  sources: [{ name: "web", action: "allow" }],
-});
 
 beforeAll(async () => {
   cp = await startWeftServer({ store: "memory", dev: true });
   local.slow = await freePort();
   local.api = await freePort();
   await applyResources(cp.addr, [
-    intention("slow"),
-    intention("api"),
+    allowFrom("slow"),
+    allowFrom("api"),
     { kind: "ServiceDefaults", name: "slow", protocol: "http", circuitBreaker: { maxRequests: 5 } },
     {
       kind: "ServiceDefaults",
@@ -78,11 +73,8 @@ beforeAll(async () => {
     local,
   );
   web = mesh.web;
-  for (const [service, replica] of replicas) {
-    const app = mesh.apps.get(replica) as App;
-    apps[service]?.push(app);
-    byReplica.set(replica, app);
-  }
+  byReplica = mesh.apps;
+  for (const [service, replica] of replicas) apps[service]?.push(mesh.apps.get(replica) as App);
 }, 60_000);
 
 afterAll(async () => {

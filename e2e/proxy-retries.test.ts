@@ -21,6 +21,7 @@ import { http } from "./helpers/http.js";
 import {
   type App,
   adminJson,
+  allowFrom,
   applyResources,
   meshCleanup,
   metricSum,
@@ -36,19 +37,13 @@ const local = { flaky: 0, dead: 0 };
 const apps: Record<string, App[]> = { flaky: [], dead: [] };
 const agent = new Agent({ keepAlive: true, maxSockets: 8 });
 
-const intention = (name: string) => ({
-  kind: "Intention",
-  name,
-  sources: [{ name: "web", action: "allow" }],
-});
-
 beforeAll(async () => {
   cp = await startWeftServer({ store: "memory", dev: true });
   local.flaky = await freePort();
   local.dead = await freePort();
   await applyResources(cp.addr, [
-    intention("flaky"),
-    intention("dead"),
+    allowFrom("flaky"),
+    allowFrom("dead"),
     { kind: "ServiceDefaults", name: "flaky", protocol: "http" },
     {
       kind: "ServiceDefaults",

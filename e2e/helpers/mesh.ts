@@ -450,3 +450,8 @@ export async function startClientMesh(
   for (const [service, n] of perService) await waitEndpoints(web.adminPort, service, n);
   return { web, apps, sidecars };
 }
+
+/** An Intention letting `source` call `service`. */
+export function allowFrom(service: string, source = "web"): Record<string, unknown> {
+  return { kind: "Intention", name: service, sources: [{ name: source, action: "allow" }] };
+}
