@@ -426,11 +426,13 @@ function buildCluster(
   };
 }
 
-/** An instance belongs to a subset when it has every tag and every meta entry of the filter. */
+/** An instance belongs to a subset when it has every tag and every meta entry of the filter (and passes, unless onlyPassing is false). */
 function inSubset(
   i: Instance,
-  filter: { tags?: string[] | undefined; meta?: Record<string, string> | undefined },
+  filter: { tags?: string[] | undefined; meta?: Record<string, string> | undefined; onlyPassing?: boolean },
 ): boolean {
+  // onlyPassing (the default): a warning instance is not a candidate of the subset.
+  if (filter.onlyPassing !== false && i.status === "warning") return false;
   for (const t of filter.tags ?? []) if (!i.tags.includes(t)) return false;
   for (const [k, v] of Object.entries(filter.meta ?? {})) if (i.meta[k] !== v) return false;
   return true;
