@@ -15,7 +15,29 @@
  * runs before sending ("a snapshot is sent only when valid"; "the proxy
  * re-checks and keeps its last good one").
  */
-import { NAME_PATTERN } from "./patterns.js";
+import {
+  arr,
+  checkHttpMatch,
+  fail,
+  Invalid,
+  int,
+  MAX_SNAPSHOT_STRING,
+  name,
+  type Obj,
+  obj,
+  oneOf,
+  optStr,
+  regex,
+  str,
+} from "./snapshot-check-util.js";
+import {
+  checkHeaderOps,
+  checkRoutes,
+  type HeaderOpsConfig,
+  type HttpRouteConfig,
+} from "./snapshot-routes.js";
+
+export * from "./snapshot-routes.js";
 
 export const SNAPSHOT_FORMAT = 1;
 
@@ -115,6 +137,9 @@ export interface SplitTarget {
   cluster: string;
   /** Percent, 0..100; the targets of one listener sum to 100. */
   weight: number;
+  /** Header changes for requests (and their responses) that take this target. */
+  requestHeaders?: HeaderOpsConfig;
+  responseHeaders?: HeaderOpsConfig;
 }
 
 export interface UpstreamListener {
@@ -126,6 +151,8 @@ export interface UpstreamListener {
   cluster: string;
   /** The service's Split: each request (HTTP) or connection (TCP) goes to one target by weight. */
   splits?: SplitTarget[];
+  /** The service's Route (HTTP listeners only): first match wins; no match → `cluster`/`splits`. */
+  routes?: HttpRouteConfig[];
 }
 
 export interface HashPolicy {
@@ -235,6 +262,16 @@ export interface ClusterConfig {
   retries?: RetriesConfig;
   /** Absent: no outlier detection (present only when the service configures it). */
   outlierDetection?: OutlierDetectionConfig;
+  /** Only instances of this datacenter (a failover target in another datacenter). */
+  datacenter?: string;
+  /** Only instances in this locality (region, and zone when given). */
+  locality?: { region?: string; zone?: string };
+  /**
+   * The Resolver's failover targets, in order: clusters that take the
+   * traffic while this one has no endpoint left to pick (none healthy, or
+   * all ejected), until it recovers.
+   */
+  failover?: string[];
   /** Healthy instances only (passing, then warning), sorted by id. */
   endpoints: EndpointConfig[];
 }
@@ -274,83 +311,12 @@ export const SNAPSHOT_LIMITS = {
   maxEndpointsPerCluster: 10_000,
   maxSources: 1024,
   maxPermissions: 128,
-  maxStringLength: 2048,
+  maxStringLength: MAX_SNAPSHOT_STRING,
 } as const;
 
 export type SnapshotCheck = { ok: true; snapshot: ProxySnapshot } | { ok: false; error: string };
 
-type Obj = Record<string, unknown>;
-
-class Invalid extends Error {}
-
-function fail(path: string, what: string): never {
-  throw new Invalid(`${path}: ${what}`);
-}
-function obj(v: unknown, path: string): Obj {
-  if (typeof v !== "object" || v === null || Array.isArray(v)) fail(path, "expected an object");
-  return v as Obj;
-}
-function arr(v: unknown, path: string, max: number): unknown[] {
-  if (!Array.isArray(v)) fail(path, "expected an array");
-  if (v.length > max) fail(path, `more than ${max} entries`);
-  return v;
-}
-function str(v: unknown, path: string): string {
-  if (typeof v !== "string" || v.length === 0) fail(path, "expected a non-empty string");
-  if (v.length > SNAPSHOT_LIMITS.maxStringLength) fail(path, "too long");
-  return v;
-}
-function optStr(v: unknown, path: string): void {
-  if (v !== undefined) str(v, path);
-}
-function int(v: unknown, path: string, min: number, max: number): number {
-  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
-    fail(path, `expected an integer in ${min}..${max}`);
-  }
-  return v;
-}
-function oneOf<T extends string>(v: unknown, path: string, allowed: readonly T[]): T {
-  if (typeof v !== "string" || !allowed.includes(v as T)) fail(path, `expected one of ${allowed.join(", ")}`);
-  return v as T;
-}
-function name(v: unknown, path: string): string {
-  if (typeof v !== "string" || !NAME_PATTERN.test(v)) fail(path, "expected a service name");
-  return v;
-}
-function regex(v: unknown, path: string): void {
-  if (v === undefined) return;
-  try {
-    new RegExp(str(v, path), "u");
-  } catch {
-    fail(path, "not a valid regular expression");
-  }
-}
-
 const ACTIONS: readonly SnapshotAction[] = ["allow", "deny"];
-
-function checkHttpMatch(v: unknown, path: string): void {
-  const m = obj(v, path);
-  optStr(m.pathExact, `${path}.pathExact`);
-  optStr(m.pathPrefix, `${path}.pathPrefix`);
-  regex(m.pathRegex, `${path}.pathRegex`);
-  if (m.methods !== undefined) {
-    arr(m.methods, `${path}.methods`, 16).forEach((x, i) => {
-      if (typeof x !== "string" || !/^[A-Z]{1,16}$/.test(x))
-        fail(`${path}.methods[${i}]`, "expected an uppercase method");
-    });
-  }
-  if (m.headers !== undefined) {
-    arr(m.headers, `${path}.headers`, 32).forEach((h, i) => {
-      const p = `${path}.headers[${i}]`;
-      const o = obj(h, p);
-      str(o.name, `${p}.name`);
-      const kinds = ["exact", "prefix", "suffix", "regex", "present"].filter((k) => o[k] !== undefined);
-      if (kinds.length !== 1) fail(p, "needs exactly one of exact, prefix, suffix, regex, present");
-      if (o.regex !== undefined) regex(o.regex, `${p}.regex`);
-      if (typeof o.invert !== "boolean") fail(`${p}.invert`, "expected a boolean");
-    });
-  }
-}
 
 const RATE_LIMIT_MAX_ROUTES = 64;
 
@@ -481,6 +447,12 @@ function checkCluster(key: string, v: unknown): void {
   }
   if (c.retries !== undefined) checkRetries(c.retries, `${p}.retries`);
   if (c.outlierDetection !== undefined) checkOutlierDetection(c.outlierDetection, `${p}.outlierDetection`);
+  optStr(c.datacenter, `${p}.datacenter`);
+  if (c.locality !== undefined) {
+    const l = obj(c.locality, `${p}.locality`);
+    optStr(l.region, `${p}.locality.region`);
+    optStr(l.zone, `${p}.locality.zone`);
+  }
   const seen = new Set<string>();
   arr(c.endpoints, `${p}.endpoints`, SNAPSHOT_LIMITS.maxEndpointsPerCluster).forEach((e, i) => {
     const ep = `${p}.endpoints[${i}]`;
@@ -492,6 +464,34 @@ function checkCluster(key: string, v: unknown): void {
     int(o.port, `${ep}.port`, 1, 65535);
     int(o.weight, `${ep}.weight`, 1, 10_000);
     oneOf(o.health, `${ep}.health`, ["passing", "warning"] as const);
+  });
+}
+
+function checkSplits(v: unknown, p: string, hasCluster: (n: string) => boolean): void {
+  let sum = 0;
+  arr(v, p, 64).forEach((t, j) => {
+    const tp = `${p}[${j}]`;
+    const target = obj(t, tp);
+    const c = str(target.cluster, `${tp}.cluster`);
+    if (!hasCluster(c)) fail(`${tp}.cluster`, `no cluster "${c}" in the snapshot`);
+    if (typeof target.weight !== "number" || !(target.weight >= 0 && target.weight <= 100)) {
+      fail(`${tp}.weight`, "expected a number in 0..100");
+    }
+    if (target.requestHeaders !== undefined) checkHeaderOps(target.requestHeaders, `${tp}.requestHeaders`);
+    if (target.responseHeaders !== undefined) checkHeaderOps(target.responseHeaders, `${tp}.responseHeaders`);
+    sum += target.weight;
+  });
+  if (Math.abs(sum - 100) > 0.01) fail(p, `weights sum to ${sum}, not 100`);
+}
+
+/** Failover names clusters of the snapshot, never the cluster itself, at most 16 of them. */
+function checkFailover(key: string, c: Obj, hasCluster: (n: string) => boolean): void {
+  if (c.failover === undefined) return;
+  const p = `clusters.${key}.failover`;
+  arr(c.failover, p, 16).forEach((f, i) => {
+    const n = str(f, `${p}[${i}]`);
+    if (n === key) fail(`${p}[${i}]`, "a cluster cannot fail over to itself");
+    if (!hasCluster(n)) fail(`${p}[${i}]`, `no cluster "${n}" in the snapshot`);
   });
 }
 
@@ -519,6 +519,7 @@ export function checkSnapshot(v: unknown): SnapshotCheck {
     if (keys.length > SNAPSHOT_LIMITS.maxClusters)
       fail("clusters", `more than ${SNAPSHOT_LIMITS.maxClusters}`);
     for (const k of keys) checkCluster(k, clusters[k]);
+    const hasCluster = (n: string): boolean => Object.hasOwn(clusters, n);
     const ports = new Set<number>();
     arr(s.upstreams, "upstreams", SNAPSHOT_LIMITS.maxUpstreams).forEach((u, i) => {
       const p = `upstreams[${i}]`;
@@ -530,21 +531,17 @@ export function checkSnapshot(v: unknown): SnapshotCheck {
       oneOf(o.protocol, `${p}.protocol`, SNAPSHOT_PROTOCOLS);
       const cluster = str(o.cluster, `${p}.cluster`);
       if (!Object.hasOwn(clusters, cluster)) fail(`${p}.cluster`, `no cluster "${cluster}" in the snapshot`);
-      if (o.splits !== undefined) {
-        let sum = 0;
-        arr(o.splits, `${p}.splits`, 64).forEach((t, j) => {
-          const tp = `${p}.splits[${j}]`;
-          const target = obj(t, tp);
-          const c = str(target.cluster, `${tp}.cluster`);
-          if (!Object.hasOwn(clusters, c)) fail(`${tp}.cluster`, `no cluster "${c}" in the snapshot`);
-          if (typeof target.weight !== "number" || !(target.weight >= 0 && target.weight <= 100)) {
-            fail(`${tp}.weight`, "expected a number in 0..100");
-          }
-          sum += target.weight;
+      if (o.splits !== undefined) checkSplits(o.splits, `${p}.splits`, hasCluster);
+      if (o.routes !== undefined) {
+        if (o.protocol === "tcp") fail(`${p}.routes`, "a tcp listener has no HTTP routes");
+        checkRoutes(o.routes, `${p}.routes`, {
+          hasCluster,
+          checkRetries,
+          checkSplits: (x, sp) => checkSplits(x, sp, hasCluster),
         });
-        if (Math.abs(sum - 100) > 0.01) fail(`${p}.splits`, `weights sum to ${sum}, not 100`);
       }
     });
+    for (const k of keys) checkFailover(k, clusters[k] as Obj, hasCluster);
     return { ok: true, snapshot: v as ProxySnapshot };
   } catch (e) {
     if (e instanceof Invalid) return { ok: false, error: e.message };

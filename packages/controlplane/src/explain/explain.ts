@@ -45,6 +45,7 @@ import { weftError } from "@weft/core";
 import type { Catalog } from "../catalog/catalog.js";
 import type { ConfigService } from "../config/config.js";
 import { tryBuildSnapshot } from "../snapshot/build.js";
+import { snapshotInputs } from "../snapshot/inputs.js";
 
 /** What an explanation reads: the same sources ProxyStreams builds snapshots from. */
 export interface ExplainSources {
@@ -179,16 +180,7 @@ function mesh(src: ExplainSources): Mesh {
 
 /** Builds the way ProxyStreams does; a snapshot no proxy would receive cannot be explained. */
 function build(src: ExplainSources, instance: Instance, what: string): ProxySnapshot {
-  const { config, catalog } = src;
-  const r = tryBuildSnapshot({
-    instance,
-    mesh: mesh(src),
-    intention: (svc) => config.parsed("Intention", svc) as never,
-    serviceDefaults: (svc) => config.parsed("ServiceDefaults", svc) as never,
-    resolver: (svc) => config.parsed("Resolver", svc) as never,
-    split: (svc) => config.parsed("Split", svc) as never,
-    instances: (svc) => catalog.serviceInstances(svc, "any"),
-  });
+  const r = tryBuildSnapshot(snapshotInputs(src, instance, mesh(src)));
   if (!r.ok) {
     throw weftError(
       "WEFT_ERR_UNAVAILABLE",

@@ -10,7 +10,9 @@ import {
   type Mesh,
   meshSchema,
   type Resolver,
+  type Route,
   resolverSchema,
+  routeSchema,
   type ServiceDefaults,
   SNAPSHOT_LIMITS,
   type Split,
@@ -80,6 +82,7 @@ interface Resources {
   defaults: Map<string, ServiceDefaults>;
   resolvers: Map<string, Resolver>;
   splits: Map<string, Split>;
+  routes: Map<string, Route>;
 }
 
 function parseResources(mesh: unknown, resources: readonly { kind: string }[]): Resources {
@@ -89,6 +92,7 @@ function parseResources(mesh: unknown, resources: readonly { kind: string }[]): 
     defaults: new Map(),
     resolvers: new Map(),
     splits: new Map(),
+    routes: new Map(),
   };
   for (const r of resources) {
     if (r.kind === "Intention") {
@@ -103,6 +107,9 @@ function parseResources(mesh: unknown, resources: readonly { kind: string }[]): 
     } else if (r.kind === "Split") {
       const sp = splitSchema.parse(r);
       out.splits.set(sp.name, sp);
+    } else if (r.kind === "Route") {
+      const rt = routeSchema.parse(r);
+      out.routes.set(rt.name, rt);
     } else {
       throw new Error(`golden inputs do not take ${r.kind} resources (yet)`);
     }
@@ -122,6 +129,7 @@ function inputsFrom(
     serviceDefaults: (s) => res.defaults.get(s),
     resolver: (s) => res.resolvers.get(s),
     split: (s) => res.splits.get(s),
+    route: (s) => res.routes.get(s),
     instances: (s) => (Object.hasOwn(instances, s) ? (instances[s] as Instance[]) : []),
   };
 }
@@ -155,6 +163,8 @@ describe("buildSnapshot golden files", () => {
         "service-defaults-lb",
         "weights-from-meta",
         "mesh-allow",
+        "routes-all-actions",
+        "resolver-failover-redirect",
         "protocol-majority",
         "split-subsets",
         "service-defaults-rate-limit",
@@ -416,6 +426,8 @@ describe("deps", () => {
         "Mesh/mesh",
         "Resolver/api",
         "Resolver/db",
+        // db is tcp: routes are HTTP, so its Route is never read.
+        "Route/api",
         "ServiceDefaults/api",
         "ServiceDefaults/db",
         "ServiceDefaults/web",

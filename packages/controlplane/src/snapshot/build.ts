@@ -27,7 +27,6 @@ import {
   checkSnapshot,
   type EndpointConfig,
   type HashPolicy,
-  type HeaderMatch,
   type InboundConfig,
   type InboundRateLimit,
   type Instance,
@@ -35,26 +34,26 @@ import {
   type IntentionPermission,
   type IntentionSource,
   type LbConfig,
-  MESH_NAME,
   type Mesh,
   type OutlierDetectionConfig,
   type ProxySnapshot,
   type Resolver,
-  type RetriesConfig,
+  type Route,
   type RouteRateLimit,
   type ServiceDefaults,
   SNAPSHOT_FORMAT,
-  type SnapshotHeaderMatch,
-  type SnapshotHttpMatch,
   type SnapshotProtocol,
   type Split,
-  type SplitTarget,
   TIMEOUTS_DEFAULTS,
   type UpstreamListener,
   workloadId,
 } from "@weft/api";
 import { type WeftError, weftError } from "@weft/core";
 import { stableJson } from "../state/stable-json.js";
+import { type ClusterRef, ClusterRefs, type Locality } from "./cluster-refs.js";
+import { compareStrings, memo, RecordingReader, sorted } from "./reader.js";
+import { routesConfig, splitTargets } from "./routes.js";
+import { retriesConfig, toHttpMatch } from "./shapes.js";
 
 export interface SnapshotInputs {
   /** The proxy's own catalog instance (its `proxy` field lists upstreams and protocol). */
@@ -65,6 +64,7 @@ export interface SnapshotInputs {
   serviceDefaults(service: string): ServiceDefaults | undefined;
   resolver(service: string): Resolver | undefined;
   split(service: string): Split | undefined;
+  route(service: string): Route | undefined;
   /** All instances of a service, any health status. Must not be mutated by the callee (it is not). */
   instances(service: string): readonly Instance[];
 }
@@ -110,24 +110,26 @@ export function tryBuildSnapshot(inputs: SnapshotInputs): SnapshotBuild {
   const reader = new RecordingReader(inputs);
   const protocols = new ServiceProtocols(reader);
 
-  const refs = new ClusterRefs(reader);
+  const refs = new ClusterRefs(reader, {
+    datacenter: instance.datacenter,
+    locality: instance.locality ?? undefined,
+  });
   const upstreams = (instance.proxy?.upstreams ?? []).map((u): UpstreamListener => {
-    const listener: UpstreamListener = {
-      service: u.service,
-      localPort: u.localPort,
-      protocol: protocols.of(u.service),
-      cluster: refs.add(u.service, undefined),
-    };
+    const cluster = refs.add(u.service, undefined);
+    // A Resolver redirect sends the listener to another service: that service's protocol is spoken.
+    const protocol = protocols.of(refs.serviceOf(cluster) ?? u.service);
+    const listener: UpstreamListener = { service: u.service, localPort: u.localPort, protocol, cluster };
     const split = reader.split(u.service);
-    if (split) {
-      listener.splits = split.splits.map(
-        (e): SplitTarget => ({ cluster: refs.add(e.service, e.subset), weight: e.weight }),
-      );
-    }
+    if (split) listener.splits = splitTargets(split, refs);
+    // Routes are HTTP: a tcp listener has none (Consul ignores routers for tcp services too).
+    const route = protocol === "tcp" ? undefined : reader.route(u.service);
+    if (route) listener.routes = routesConfig(route.routes, u.service, reader, refs);
     return listener;
   });
-  const clusters = refs.sorted().map((ref) => buildCluster(ref, reader, protocols, mesh));
-
+  refs.expandFailover();
+  const clusters = refs
+    .sorted()
+    .map((ref) => buildCluster(ref, reader, protocols, mesh, instance.datacenter));
   const content: Content = {
     format: SNAPSHOT_FORMAT,
     proxy: {
@@ -175,69 +177,6 @@ export function tryBuildSnapshot(inputs: SnapshotInputs): SnapshotBuild {
 export function snapshotVersion(content: Content): string {
   const { version: _ignored, ...rest } = content as Content & { version?: unknown };
   return createHash("sha256").update(stableJson(rest)).digest("hex").slice(0, 16);
-}
-
-// ---------------------------------------------------------------- reads
-
-/** Looks inputs up once per key, and remembers every key asked for. */
-class RecordingReader {
-  private readonly intentions = new Map<string, Intention | undefined>();
-  private readonly defaults = new Map<string, ServiceDefaults | undefined>();
-  private readonly resolvers = new Map<string, Resolver | undefined>();
-  private readonly splits = new Map<string, Split | undefined>();
-  private readonly instanceLists = new Map<string, readonly Instance[]>();
-
-  constructor(private readonly inputs: SnapshotInputs) {}
-
-  intention(service: string): Intention | undefined {
-    return memo(this.intentions, service, () => this.inputs.intention(service));
-  }
-
-  serviceDefaults(service: string): ServiceDefaults | undefined {
-    return memo(this.defaults, service, () => this.inputs.serviceDefaults(service));
-  }
-
-  resolver(service: string): Resolver | undefined {
-    return memo(this.resolvers, service, () => this.inputs.resolver(service));
-  }
-
-  split(service: string): Split | undefined {
-    return memo(this.splits, service, () => this.inputs.split(service));
-  }
-
-  instances(service: string): readonly Instance[] {
-    return memo(this.instanceLists, service, () => this.inputs.instances(service));
-  }
-
-  deps(ownService: string): SnapshotDeps {
-    const config = [
-      `Mesh/${MESH_NAME}`,
-      ...[...this.intentions.keys()].map((s) => `Intention/${s}`),
-      ...[...this.defaults.keys()].map((s) => `ServiceDefaults/${s}`),
-      ...[...this.resolvers.keys()].map((s) => `Resolver/${s}`),
-      ...[...this.splits.keys()].map((s) => `Split/${s}`),
-    ];
-    return {
-      services: sorted(new Set([ownService, ...this.instanceLists.keys()])),
-      config: sorted(new Set(config)),
-    };
-  }
-}
-
-function memo<V>(cache: Map<string, V>, key: string, load: () => V): V {
-  if (cache.has(key)) return cache.get(key) as V;
-  const v = load();
-  cache.set(key, v);
-  return v;
-}
-
-/** Plain code-unit order: the same on every machine, unlike localeCompare. */
-function compareStrings(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-function sorted(values: Iterable<string>): string[] {
-  return [...values].sort(compareStrings);
 }
 
 // ---------------------------------------------------------------- inbound
@@ -295,26 +234,7 @@ function toAuthzSource(s: IntentionSource): AuthzSource {
 }
 
 function toPermission(p: IntentionPermission): AuthzPermission {
-  const m = p.http;
-  const http: SnapshotHttpMatch = {};
-  if (m.pathExact !== undefined) http.pathExact = m.pathExact;
-  if (m.pathPrefix !== undefined) http.pathPrefix = m.pathPrefix;
-  if (m.pathRegex !== undefined) http.pathRegex = m.pathRegex;
-  // The schema normalises case already; the snapshot contract promises it, so say it here too.
-  if (m.methods !== undefined) http.methods = m.methods.map((x) => x.toUpperCase());
-  if (m.headers !== undefined) http.headers = m.headers.map(toHeaderMatch);
-  return { action: p.action, http };
-}
-
-function toHeaderMatch(h: HeaderMatch): SnapshotHeaderMatch {
-  // Member order name, match kind, invert: what a person reading the golden files expects.
-  const m: Omit<SnapshotHeaderMatch, "invert"> = { name: h.name.toLowerCase() };
-  if (h.exact !== undefined) m.exact = h.exact;
-  if (h.prefix !== undefined) m.prefix = h.prefix;
-  if (h.suffix !== undefined) m.suffix = h.suffix;
-  if (h.regex !== undefined) m.regex = h.regex;
-  if (h.present !== undefined) m.present = h.present;
-  return { ...m, invert: h.invert ?? false };
+  return { action: p.action, http: toHttpMatch(p.http) };
 }
 
 // ---------------------------------------------------------------- protocol
@@ -357,44 +277,12 @@ function majorityProtocol(instances: readonly Instance[]): SnapshotProtocol | un
 
 // ---------------------------------------------------------------- clusters
 
-/**
- * What a cluster serves: a service, or one subset of it (the instances its
- * Resolver's subset filter selects). Listeners and split targets name them
- * `<service>` or `<service>.<subset>`; a target without a subset takes the
- * service's Resolver `defaultSubset`, as in Consul.
- */
-interface ClusterRef {
-  name: string;
-  service: string;
-  subset?: string;
-}
-
-class ClusterRefs {
-  private readonly byName = new Map<string, ClusterRef>();
-
-  constructor(private readonly reader: RecordingReader) {}
-
-  /** Registers the cluster for `service` (and subset) and returns its name. */
-  add(service: string, subset: string | undefined): string {
-    const chosen = subset ?? this.reader.resolver(service)?.defaultSubset;
-    const name = chosen === undefined ? service : `${service}.${chosen}`;
-    if (!this.byName.has(name)) {
-      this.byName.set(name, chosen === undefined ? { name, service } : { name, service, subset: chosen });
-    }
-    return name;
-  }
-
-  /** Sorted by name, so cluster order does not follow declaration order. */
-  sorted(): ClusterRef[] {
-    return sorted(this.byName.keys()).map((n) => this.byName.get(n) as ClusterRef);
-  }
-}
-
 function buildCluster(
   ref: ClusterRef,
   reader: RecordingReader,
   protocols: ServiceProtocols,
   mesh: Mesh,
+  homeDatacenter: string,
 ): ClusterConfig {
   const sd = reader.serviceDefaults(ref.service);
   const resolver = reader.resolver(ref.service);
@@ -405,6 +293,9 @@ function buildCluster(
     const filter = resolver?.subsets[ref.subset];
     instances = filter ? instances.filter((i) => inSubset(i, filter)) : [];
   }
+  // A cluster serves one datacenter: the proxy's, unless it is a failover target elsewhere.
+  const dc = ref.datacenter ?? homeDatacenter;
+  instances = instances.filter((i) => i.datacenter === dc && inLocality(i, ref.locality));
   return {
     name: ref.name,
     service: ref.service,
@@ -422,8 +313,19 @@ function buildCluster(
     ...(sd?.outlierDetection !== undefined
       ? { outlierDetection: outlierDetectionConfig(sd.outlierDetection) }
       : {}),
+    ...(ref.datacenter !== undefined ? { datacenter: ref.datacenter } : {}),
+    ...(ref.locality !== undefined ? { locality: ref.locality } : {}),
+    ...(ref.failover !== undefined ? { failover: ref.failover } : {}),
     endpoints: endpoints(instances),
   };
+}
+
+/** An instance is in a locality when its region (and zone, when the locality names one) are the same. */
+function inLocality(i: Instance, l: Locality | undefined): boolean {
+  if (l === undefined) return true;
+  if (l.region !== undefined && i.locality?.region !== l.region) return false;
+  if (l.zone !== undefined && i.locality?.zone !== l.zone) return false;
+  return true;
 }
 
 /** An instance belongs to a subset when it has every tag and every meta entry of the filter (and passes, unless onlyPassing is false). */
@@ -457,20 +359,6 @@ function outlierDetectionConfig(o: NonNullable<ServiceDefaults["outlierDetection
     baseEjectionTimeMs: o.baseEjectionTime,
     maxEjectionTimeMs: o.maxEjectionTime,
     maxEjectionPercent: o.maxEjectionPercent,
-  };
-}
-
-/** ServiceDefaults.retries as the proxy reads it; a zero per-try timeout means none. */
-function retriesConfig(r: NonNullable<ServiceDefaults["retries"]>): RetriesConfig {
-  // Member order follows the schema, so the golden files read like the resource.
-  return {
-    numRetries: r.numRetries,
-    retryOn: [...r.retryOn],
-    ...(r.retryOnStatusCodes !== undefined ? { retryOnStatusCodes: [...r.retryOnStatusCodes] } : {}),
-    ...(r.perTryTimeout !== undefined && r.perTryTimeout > 0 ? { perTryTimeoutMs: r.perTryTimeout } : {}),
-    backoff: { baseIntervalMs: r.backoff.baseInterval, maxIntervalMs: r.backoff.maxInterval },
-    budget: { percent: r.budget.percent, minRetriesPerSecond: r.budget.minRetriesPerSecond },
-    retryNonIdempotent: r.retryNonIdempotent,
   };
 }
 

@@ -36,6 +36,7 @@ import type { Logger } from "pino";
 import type { Catalog } from "../catalog/catalog.js";
 import type { ConfigService } from "../config/config.js";
 import { type SnapshotBuild, tryBuildSnapshot } from "./build.js";
+import { snapshotInputs } from "./inputs.js";
 
 export const DEFAULT_COALESCE_MS = 10;
 export const DEFAULT_MAX_STREAMS = 10_000;
@@ -168,16 +169,7 @@ export class ProxyStreams implements Disposable {
   }
 
   private build(instance: Instance): SnapshotBuild {
-    const { catalog, config } = this.o;
-    return tryBuildSnapshot({
-      instance,
-      mesh: this.mesh(),
-      intention: (svc) => config.parsed("Intention", svc) as never,
-      serviceDefaults: (svc) => config.parsed("ServiceDefaults", svc) as never,
-      resolver: (svc) => config.parsed("Resolver", svc) as never,
-      split: (svc) => config.parsed("Split", svc) as never,
-      instances: (svc) => catalog.serviceInstances(svc, "any"),
-    });
+    return tryBuildSnapshot(snapshotInputs(this.o, instance, this.mesh()));
   }
 
   private push(w: Watch): void {
