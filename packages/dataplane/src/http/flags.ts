@@ -30,6 +30,10 @@ export const Flag = {
   UpstreamOverflow: "UO",
   /** A local rate limit refused the request (429) or the connection. */
   RateLimited: "RL",
+  /** A route's fault injection aborted the request. */
+  FaultInjected: "FI",
+  /** A route's fault injection delayed the request. */
+  DelayInjected: "DI",
 } as const;
 
 export type FlagCode = (typeof Flag)[keyof typeof Flag];

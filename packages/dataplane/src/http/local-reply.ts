@@ -77,8 +77,15 @@ export function localReply(
 /** A whole HTTP/1.1 response for a raw socket (upgrade paths), closing the connection. */
 export function rawLocalReply(status: number, body: string, flags: string, extra?: HeaderMap): string {
   const reply = localReply(status, body, flags, false, extra);
+  return rawReply(status, reply.headers, body);
+}
+
+/** Any response as raw HTTP/1.1 bytes, closing the connection (a route's redirect on an upgrade path). */
+export function rawReply(status: number, headers: HeaderMap, body: string): string {
   let head = `HTTP/1.1 ${status} ${reasonPhrase(status)}\r\n`;
-  for (const [name, value] of Object.entries(reply.headers)) head += `${name}: ${String(value)}\r\n`;
+  for (const [name, value] of Object.entries(headers)) {
+    for (const v of Array.isArray(value) ? value : [value]) head += `${name}: ${v}\r\n`;
+  }
   return `${head}connection: close\r\n\r\n${body}`;
 }
 

@@ -14,16 +14,20 @@ import { openH2Call } from "./h2-call.js";
 import type { Http2PeerPool, PeerEndpoint } from "./h2-peer-pool.js";
 import { h1RequestHead, h2RequestHead, type RequestHead, toH2RequestHeaders } from "./headers.js";
 import { createH1Server, createH2Server } from "./listener.js";
-import { rawLocalReply } from "./local-reply.js";
+import { rawLocalReply, rawReply } from "./local-reply.js";
+import { type MirrorResult, sendMirror } from "./mirror.js";
 import { relay } from "./relay.js";
 import { MAX_REPLAY_BODY_BYTES, ReplayBody, type TryFailure } from "./retry-policy.js";
+import { directReply, faultAbort, routedHead, withResponseHeaderOps } from "./route-actions.js";
 import {
   type Downstream,
+  type ForwardDecision,
   type HttpLimits,
   type HttpProtocol,
   type IncomingHeaders,
   type OutboundRequestEvent,
   type PickedEndpoint,
+  type RouteDecision,
   resolveLimits,
   type UpstreamCluster,
 } from "./types.js";
@@ -43,8 +47,15 @@ const trace = tracer("http");
 export const MAX_ATTEMPTS = 3;
 
 export interface OutboundHttpOptions {
-  /** The upstream for this listener; undefined → 503 with flag NR. Called once per request. */
-  cluster: () => UpstreamCluster | undefined;
+  /**
+   * Decides each request: routes, splits and failover (proxy/listener-routes.ts).
+   * Absent: every request goes to `cluster`.
+   */
+  route?: (head: RequestHead, headers: IncomingHeaders) => RouteDecision;
+  /** The upstream for this listener when there is no `route`; undefined → 503 with flag NR. Called once per request. */
+  cluster?: () => UpstreamCluster | undefined;
+  /** How each mirror copy went (metrics). Must not throw. */
+  onMirror?: (cluster: string, result: MirrorResult) => void;
   pool: Http2PeerPool;
   logger?: DataplaneLogger;
   onRequest?: (e: OutboundRequestEvent) => void;
@@ -67,6 +78,13 @@ interface Result {
   endpointId?: string;
   retries?: number;
 }
+
+const NO_CONFIG: RouteDecision = Object.freeze({
+  kind: "refuse",
+  status: 503,
+  detail: "no route: this listener has no configuration yet",
+  flags: Flag.NoRoute,
+});
 
 const NONE: ReadonlySet<string> = new Set();
 /** How a try that went out ended, as outlier detection counts it; undefined = not the endpoint's doing. */
@@ -122,17 +140,21 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
   const tracker = new DrainTracker();
   const logger = opts.logger;
 
-  const currentCluster = (): UpstreamCluster | undefined => {
+  const decide = (head: RequestHead, headers: IncomingHeaders): RouteDecision => {
     try {
-      return opts.cluster();
+      if (opts.route) return opts.route(head, headers);
+      const cluster = opts.cluster?.();
+      return cluster === undefined ? NO_CONFIG : { kind: "forward", cluster };
     } catch (e) {
-      logger?.warn({ error: describeError(e) }, "outbound cluster lookup failed");
-      return undefined;
+      logger?.warn({ error: describeError(e) }, "outbound route lookup failed");
+      return NO_CONFIG;
     }
   };
 
-  const report = (cluster: UpstreamCluster | undefined, started: number, r: Result): void => {
+  const report = (d: RouteDecision | undefined, started: number, r: Result): void => {
     try {
+      const cluster = d?.kind === "forward" ? d.cluster : undefined;
+      const route = d !== undefined && d.kind !== "refuse" ? d.route : undefined;
       opts.onRequest?.({
         upstream: cluster?.service ?? "",
         status: r.status,
@@ -140,6 +162,8 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
         durationMs: performance.now() - started,
         ...(r.endpointId !== undefined ? { endpointId: r.endpointId } : {}),
         ...(r.retries !== undefined ? { retries: r.retries } : {}),
+        ...(route !== undefined ? { route } : {}),
+        ...(cluster?.name !== undefined ? { cluster: cluster.name } : {}),
       });
     } catch {
       // Metrics must never break traffic.
@@ -219,16 +243,15 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
   async function forward(
     down: Downstream,
     head: RequestHead,
-    cluster: UpstreamCluster,
+    d: ForwardDecision,
     hashHeaders: IncomingHeaders,
     remote: string | undefined,
     started: number,
   ): Promise<Result> {
+    const cluster = d.cluster;
     const flags = new FlagSet();
-    const deadline =
-      cluster.requestTimeoutMs !== undefined && cluster.requestTimeoutMs > 0
-        ? started + cluster.requestTimeoutMs
-        : undefined;
+    const timeoutMs = d.requestTimeoutMs ?? cluster.requestTimeoutMs;
+    const deadline = timeoutMs !== undefined && timeoutMs > 0 ? started + timeoutMs : undefined;
     let gone = false;
     down.onGone(() => {
       gone = true;
@@ -239,20 +262,25 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
     if (breaker !== undefined && requestLease === undefined) return overflow(down, cluster, gone, "requests");
     /** The lease of the retry in progress: a request holds at most one. */
     let retryLease: (() => void) | undefined;
+    // A route's retry policy replaces the cluster's, with the route's own budget.
+    const policy = d.retryPolicy ?? cluster.retryPolicy;
+    const budget = d.retryPolicy ? d.retryBudget : policy ? cluster.retryBudget : undefined;
+    // The body is kept for a retry or a mirror copy (within MAX_REPLAY_BODY_BYTES).
+    const replay =
+      (policy || d.mirror) && down.body !== undefined ? new ReplayBody(MAX_REPLAY_BODY_BYTES) : undefined;
+    if (d.mirror && down.body === undefined) mirror(d.mirror, head, undefined);
     try {
       return await forwardLeased();
     } finally {
       requestLease?.();
       retryLease?.();
+      if (d.mirror && down.body !== undefined) mirror(d.mirror, head, replay?.kept() ?? null);
     }
 
     async function forwardLeased(): Promise<Result> {
       const hashKey = hashKeyOf(cluster, hashHeaders, remote);
       const exclude = new Set<string>();
-      const policy = cluster.retryPolicy;
-      const budget = policy ? cluster.retryBudget : undefined;
       budget?.recordRequest();
-      const replay = policy && down.body !== undefined ? new ReplayBody(MAX_REPLAY_BODY_BYTES) : undefined;
       let attempts = 0;
       let failures = 0;
       let retries = 0;
@@ -425,7 +453,28 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
     }
   }
 
-  /** Common entry for both app protocols: config lookup, request validation, forwarding, metrics. */
+  /** Fire and forget; `null` body = the request had one that was not kept whole (skipped). */
+  function mirror(
+    cluster: UpstreamCluster,
+    head: RequestHead,
+    body: ReturnType<ReplayBody["kept"]> | null,
+  ): void {
+    const name = cluster.name ?? cluster.service;
+    const told = (r: MirrorResult): void => {
+      try {
+        opts.onMirror?.(name, r);
+      } catch {
+        // Metrics must never break traffic.
+      }
+    };
+    if (body === null) {
+      told("skipped");
+      return;
+    }
+    void sendMirror(opts.pool, cluster, head, body).then(told);
+  }
+
+  /** Common entry for both app protocols: request validation, routing, forwarding, metrics. */
   function exchange(
     down: Downstream,
     parsed: ReturnType<typeof h1RequestHead>,
@@ -435,27 +484,69 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
   ): void {
     const started = performance.now();
     tracker.begin(socket);
-    const cluster = currentCluster();
+    let decision: RouteDecision | undefined;
     const done = (r: Result): void => {
       tracker.end(socket);
-      report(cluster, started, r);
+      report(decision, started, r);
     };
     if (!parsed.ok) {
       down.localReply(parsed.status, parsed.reason, Flag.DownstreamProtocolError);
       done({ status: parsed.status, flags: new FlagSet().add(Flag.DownstreamProtocolError) });
       return;
     }
-    if (cluster === undefined) {
-      down.localReply(503, "no route: this listener has no configuration yet", Flag.NoRoute);
-      done({ status: 503, flags: new FlagSet().add(Flag.NoRoute) });
+    const d = decide(parsed.head, hashHeaders);
+    decision = d;
+    if (d.kind === "refuse") {
+      down.localReply(d.status, d.detail, d.flags);
+      done({ status: d.status, flags: new FlagSet().add(d.flags) });
       return;
     }
-    forward(down, parsed.head, cluster, hashHeaders, remote, started).then(done, (e: unknown) => {
+    if (d.kind === "reply") {
+      done(directReply(down, d.status, d.headers, d.body));
+      return;
+    }
+    routed(down, parsed.head, d, hashHeaders, remote, started).then(done, (e: unknown) => {
       // A bug, not an expected outcome: answer and log, never crash, never leak details to the app.
-      logger?.warn({ upstream: cluster.service, error: describeError(e) }, "outbound request failed");
-      down.localReply(500, "internal proxy error", "");
+      logger?.warn({ upstream: d.cluster.service, error: describeError(e) }, "outbound request failed");
+      if (!down.headersSent) down.localReply(500, "internal proxy error", "");
+      else down.reset();
       done({ status: 500, flags: new FlagSet() });
     });
+  }
+
+  /** A forward decision carried out: fault injection first, then the route's changes, then forwarding. */
+  async function routed(
+    down: Downstream,
+    head: RequestHead,
+    d: ForwardDecision,
+    hashHeaders: IncomingHeaders,
+    remote: string | undefined,
+    started: number,
+  ): Promise<Result> {
+    const flags = new FlagSet();
+    let t0 = started;
+    if (d.delayMs !== undefined && d.delayMs > 0) {
+      flags.add(Flag.DelayInjected);
+      let gone = false;
+      down.onGone(() => {
+        gone = true;
+      });
+      await sleep(d.delayMs);
+      if (gone) return { status: 0, flags: flags.add(Flag.DownstreamConnectionTermination) };
+      // The route's timeout counts from here: an injected delay is not the upstream's time.
+      t0 = performance.now();
+    }
+    if (d.abort !== undefined) return faultAbort(down, d.abort, flags);
+    const out = await forward(
+      withResponseHeaderOps(down, d.responseHeaders),
+      routedHead(head, d),
+      d,
+      hashHeaders,
+      remote,
+      t0,
+    );
+    out.flags = flags.addAll(out.flags);
+    return out;
   }
 
   const h1 = createH1Server(limits, tracker, {
@@ -494,7 +585,7 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
     const started = performance.now();
     tracker.begin();
     tracker.tunnel(socket);
-    const cluster = currentCluster();
+    let decision: RouteDecision | undefined;
     const flags = new FlagSet();
     let status = 0;
     let endpointId: string | undefined;
@@ -506,16 +597,24 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
         endWith(socket, rawLocalReply(parsed.status, parsed.reason, Flag.DownstreamProtocolError));
         return;
       }
-      if (cluster === undefined) {
-        status = 503;
-        flags.add(Flag.NoRoute);
-        endWith(socket, rawLocalReply(503, "no route: this listener has no configuration yet", Flag.NoRoute));
+      // Routes apply to upgrades too (a WebSocket path can be routed); faults, mirrors and header changes do not.
+      const d = decide(parsed.head, req.headers);
+      decision = d;
+      if (d.kind !== "forward") {
+        status = d.status;
+        const flag = d.kind === "refuse" ? d.flags : "";
+        if (flag !== "") flags.add(flag);
+        endWith(
+          socket,
+          d.kind === "refuse"
+            ? rawLocalReply(d.status, d.detail, d.flags)
+            : rawReply(d.status, d.headers, d.body),
+        );
         return;
       }
-      const deadline =
-        cluster.requestTimeoutMs !== undefined && cluster.requestTimeoutMs > 0
-          ? started + cluster.requestTimeoutMs
-          : undefined;
+      const cluster = d.cluster;
+      const timeoutMs = d.requestTimeoutMs ?? cluster.requestTimeoutMs;
+      const deadline = timeoutMs !== undefined && timeoutMs > 0 ? started + timeoutMs : undefined;
       const exclude = new Set<string>();
       const hashKey = hashKeyOf(cluster, req.headers, req.socket.remoteAddress);
       let failures = 0;
@@ -557,7 +656,7 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
           upstream,
           request: {
             method: parsed.head.method,
-            path: parsed.head.path,
+            path: d.path ?? parsed.head.path,
             rawHeaders: withoutInternal(req.rawHeaders),
           },
           ...(deadline !== undefined ? { timeoutMs: Math.max(0, deadline - performance.now()) } : {}),
@@ -578,7 +677,7 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
       socket.destroy();
     } finally {
       tracker.end();
-      report(cluster, started, { status, flags, ...(endpointId !== undefined ? { endpointId } : {}) });
+      report(decision, started, { status, flags, ...(endpointId !== undefined ? { endpointId } : {}) });
     }
   }
 

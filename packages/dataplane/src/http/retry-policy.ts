@@ -175,6 +175,11 @@ export class ReplayBody {
     return this.ended && !this.overflow;
   }
 
+  /** The whole body and its trailers, once replayable (for a mirror copy). */
+  kept(): { chunks: readonly Buffer[]; trailers: HeaderMap | undefined } | undefined {
+    return this.replayable() ? { chunks: this.chunks, trailers: this.trailers } : undefined;
+  }
+
   /** `down` with a fresh copy of the body, for one more try. Call only when replayable. */
   downstream(down: Downstream): Downstream {
     const body = Readable.from(this.chunks, { objectMode: false });

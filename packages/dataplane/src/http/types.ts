@@ -1,4 +1,5 @@
 import type { Readable, Writable } from "node:stream";
+import type { HeaderOpsConfig } from "@weft/api/snapshot";
 import type { Breaker } from "../cluster/breaker.js";
 import type { TryResult } from "../cluster/outlier.js";
 import type { RetryBudget } from "./retry-budget.js";
@@ -32,6 +33,8 @@ export interface PickedEndpoint {
 
 /** One upstream as the outbound side sees it; a new object may be supplied per request when config changes. */
 export interface UpstreamCluster {
+  /** The snapshot's cluster name (`api.v2`), for logs and metrics; absent in tests that build one by hand. */
+  name?: string;
   /** The peer must present spiffe://…/svc/<service> (passed to connectMtls as expectService). */
   service: string;
   protocol: HttpProtocol;
@@ -50,6 +53,45 @@ export interface UpstreamCluster {
   pick(ctx: { hashKey?: string; exclude: ReadonlySet<string> }): PickedEndpoint | undefined;
   /** Computes the ring-hash key from the request headers / source address, or undefined. */
   hashKey?(headers: IncomingHeaders, remoteAddress: string | undefined): string | undefined;
+}
+
+/**
+ * What the outbound side does with one request: forward it (to a cluster
+ * chosen by route, split and failover, with the route's changes), answer it
+ * (a redirect or a direct response), or refuse it (no configuration).
+ * Decided by the sidecar's listener routes (proxy/listener-routes.ts),
+ * executed by outbound-http.ts.
+ */
+export type RouteDecision =
+  | ForwardDecision
+  | { kind: "reply"; status: number; headers: HeaderMap; body: string; route?: string }
+  | { kind: "refuse"; status: number; detail: string; flags: string };
+
+export interface ForwardDecision {
+  kind: "forward";
+  cluster: UpstreamCluster;
+  /** The route taken, as logs and explanations name it (`route[0] "canary"`). */
+  route?: string;
+  /** The target after a prefix rewrite (path and query). */
+  path?: string;
+  /** The authority after a host rewrite. */
+  authority?: string;
+  /** The route's request timeout, overriding the cluster's. */
+  requestTimeoutMs?: number;
+  /** The route's idle timeout: a response silent this long is cut (504, UT). */
+  idleTimeoutMs?: number;
+  /** The route's retry policy and its budget, overriding the cluster's. */
+  retryPolicy?: RetryPolicy;
+  retryBudget?: RetryBudget;
+  /** Fault injection, already drawn for this request: wait this long first. */
+  delayMs?: number;
+  /** Fault injection, already drawn: answer this instead of forwarding. */
+  abort?: { httpStatus?: number; grpcStatus?: number };
+  /** Fire-and-forget copy of the request (mirroring, already drawn). */
+  mirror?: UpstreamCluster;
+  /** Header changes, applied in order (the split target's, then the route's). */
+  requestHeaders?: readonly HeaderOpsConfig[];
+  responseHeaders?: readonly HeaderOpsConfig[];
 }
 
 export interface InboundAuthorizeRequest {
@@ -78,6 +120,10 @@ export interface OutboundRequestEvent {
   endpointId?: string;
   /** Retries the policy made for this request (transparent reconnects before any byte are not counted). */
   retries?: number;
+  /** The route taken, when the listener has routes and one matched. */
+  route?: string;
+  /** The cluster that served (differs from the listener's when a split, route or failover chose another). */
+  cluster?: string;
 }
 
 export interface InboundRequestEvent {

@@ -52,6 +52,9 @@ export class LiveCluster {
     this.applyOutlier(config);
   }
 
+  get name(): string {
+    return this.config.name;
+  }
   get service(): string {
     return this.config.service;
   }
@@ -102,6 +105,14 @@ export class LiveCluster {
   /** How a try at `endpointId` ended, for outlier detection. Must not throw. */
   observe(endpointId: string, r: TryResult): void {
     this.outlier?.report(endpointId, r);
+  }
+
+  /** Whether any endpoint is left to pick: one at least, and not all of them ejected. */
+  available(): boolean {
+    const n = this.config.endpoints.length;
+    if (n === 0) return false;
+    const ejected = this.outlier?.ejected();
+    return ejected === undefined || ejected.size < n;
   }
 
   /** The endpoints outlier detection keeps out of rotation right now. */
@@ -203,6 +214,23 @@ export class ClusterSet {
 
   get(name: string): LiveCluster | undefined {
     return this.clusters.get(name);
+  }
+
+  /**
+   * The cluster that takes traffic for `name`: itself while it has an
+   * endpoint to pick, else the first of its failover clusters that has one
+   * (Resolver failover; a target's own failover is not followed), else
+   * itself, so the request fails as it would have (503 UH).
+   */
+  resolve(name: string): LiveCluster | undefined {
+    const primary = this.clusters.get(name);
+    const failover = primary?.config.failover;
+    if (primary === undefined || failover === undefined || primary.available()) return primary;
+    for (const f of failover) {
+      const c = this.clusters.get(f);
+      if (c?.available()) return c;
+    }
+    return primary;
   }
 
   names(): string[] {

@@ -23,6 +23,7 @@ export class ProxyMetrics {
   readonly breakerOverflows: Counter<"destination_service" | "limit">;
   readonly outlierEjections: Counter<"destination_service">;
   readonly rateLimited: Counter<"source_service" | "route">;
+  readonly mirrors: Counter<"destination_cluster" | "result">;
   readonly configConnected: Gauge;
   readonly configUpdates: Counter<"result">;
   readonly certExpiry: Gauge;
@@ -89,6 +90,12 @@ export class ProxyMetrics {
       name: "weft_proxy_rate_limited_total",
       help: 'Requests and TCP connections refused by a local rate limit at the inbound listener, by source service and the limit that refused them ("route[i]" in config order, or "service").',
       labelNames: ["source_service", "route"],
+      registers,
+    });
+    this.mirrors = new Counter({
+      name: "weft_proxy_mirrored_requests_total",
+      help: "Copies of outbound requests sent by a route's mirror, by destination cluster and result (sent, skipped: over limits or body not kept, failed).",
+      labelNames: ["destination_cluster", "result"],
       registers,
     });
     this.configConnected = new Gauge({

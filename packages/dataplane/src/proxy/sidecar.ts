@@ -24,7 +24,9 @@ import { HealthChecker } from "../health/checker.js";
 import type { HealthCheckSpec, ProbeResult } from "../health/result.js";
 import { Http2PeerPool } from "../http/h2-peer-pool.js";
 import { createInboundHttp } from "../http/inbound-http.js";
+import { Flag } from "../http/flags.js";
 import { createOutboundHttp } from "../http/outbound-http.js";
+import type { RouteDecision } from "../http/types.js";
 import { InboundRateLimits, type RateLimitVerdict } from "../http/rate-limit.js";
 import { WorkloadIdentity } from "../identity/workload-identity.js";
 import type { DataplaneLogger } from "../logger.js";
@@ -34,7 +36,7 @@ import { createAdminServer } from "./admin.js";
 import { ClusterSet } from "./clusters.js";
 import { ConfigStream } from "./config-stream.js";
 import { ProxyMetrics } from "./metrics.js";
-import { clusterNameFor } from "./split.js";
+import { compileListenerRoutes, type ListenerRoutes } from "./listener-routes.js";
 
 export interface HostPort {
   host: string;
@@ -114,12 +116,21 @@ function closeServer(server: net.Server | undefined): Promise<void> {
   });
 }
 
+const NO_LISTENER_CONFIG: RouteDecision = Object.freeze({
+  kind: "refuse",
+  status: 503,
+  detail: "no route: this listener has no configuration yet",
+  flags: Flag.NoRoute,
+});
+
 export class Sidecar {
   readonly metrics: ProxyMetrics;
   readonly instanceId: string;
   private readonly clock: Clock;
   private readonly log: DataplaneLogger;
   private readonly clusters: ClusterSet;
+  /** Per upstream service: its listener's routes, split and failover, compiled once per snapshot. */
+  private listenerRoutes = new Map<string, ListenerRoutes>();
   private authorizer: Authorizer | undefined;
   /** Inbound local rate limits of the snapshot in use (kept across snapshots with the same limits). */
   private readonly rateLimits: InboundRateLimits;
@@ -333,6 +344,9 @@ export class Sidecar {
     const authorizer = compileAuthz(s.proxy.service, s.inbound.authz);
     const useLimits = this.rateLimits.prepare(s.inbound.rateLimit);
     this.clusters.apply(s);
+    this.listenerRoutes = new Map(
+      s.upstreams.map((u) => [u.service, compileListenerRoutes(u, this.clusters, this.clock)]),
+    );
     this.authorizer = authorizer;
     useLimits();
     this.metrics.configUpdates.inc({ result: "applied" });
@@ -461,9 +475,9 @@ export class Sidecar {
     for (const up of this.o.upstreams) {
       const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
       server.on("connection", (socket) => {
-        const snap = this.stream?.snapshot;
-        const listener = snap?.upstreams.find((u) => u.service === up.service);
-        const cluster = listener ? this.clusters.get(clusterNameFor(listener)) : undefined;
+        const listener = this.stream?.snapshot?.upstreams.find((u) => u.service === up.service);
+        // One split draw per connection; failover applies.
+        const cluster = listener ? this.listenerRoutes.get(up.service)?.defaultCluster() : undefined;
         if (!listener || !cluster) {
           socket.resetAndDestroy();
           return;
@@ -497,12 +511,10 @@ export class Sidecar {
     let h = this.outboundByService.get(service);
     if (!h) {
       h = createOutboundHttp({
-        cluster: () => {
-          const listener = this.stream?.snapshot?.upstreams.find((u) => u.service === service);
-          // Called once per request: a split is drawn per request.
-          const c = listener ? this.clusters.get(clusterNameFor(listener)) : undefined;
-          return c && c.protocol !== "tcp" ? (c as never) : undefined;
-        },
+        // Once per request: routes matched, a split drawn, failover applied.
+        route: (head, headers) =>
+          this.listenerRoutes.get(service)?.decide(head, headers) ?? NO_LISTENER_CONFIG,
+        onMirror: (cluster, result) => this.metrics.mirrors.inc({ destination_cluster: cluster, result }),
         pool: this.pool as Http2PeerPool,
         logger: this.log,
         onRequest: (e) => {

@@ -1,6 +1,5 @@
-import type { UpstreamListener } from "@weft/api/snapshot";
 import { describe, expect, it } from "vitest";
-import { clusterNameFor, pickSplit } from "./split.js";
+import { pickSplit } from "./split.js";
 
 /** A deterministic sequence in [0, 1): i/n for i = 0..n-1. */
 function sweep(n: number): () => number {
@@ -45,11 +44,5 @@ describe("split", () => {
         () => 0.99999,
       ),
     ).toBe("b");
-  });
-
-  it("uses the listener's cluster when there is no split", () => {
-    const l: UpstreamListener = { service: "api", localPort: 1, protocol: "http", cluster: "api.v1" };
-    expect(clusterNameFor(l)).toBe("api.v1");
-    expect(clusterNameFor({ ...l, splits: [{ cluster: "api.v2", weight: 100 }] })).toBe("api.v2");
   });
 });

@@ -4,7 +4,7 @@
  * connection. Weights are percents summing to 100; a target of weight 0
  * never gets traffic.
  */
-import type { SplitTarget, UpstreamListener } from "@weft/api/snapshot";
+import type { SplitTarget } from "@weft/api/snapshot";
 
 export function pickSplit(
   splits: readonly SplitTarget[],
@@ -20,11 +20,4 @@ export function pickSplit(
   }
   // Rounding left a sliver past the sum: it belongs to the last target with weight.
   return last;
-}
-
-/** The cluster for one request or connection through this listener. */
-export function clusterNameFor(listener: UpstreamListener, random: () => number = Math.random): string {
-  return listener.splits && listener.splits.length > 0
-    ? (pickSplit(listener.splits, random) ?? listener.cluster)
-    : listener.cluster;
 }
