@@ -306,6 +306,34 @@ const setCases: SetCase[] = [
     issues: [[0, ["splits", 0, "subset"], 'subset "v2" is not defined']],
   },
   {
+    name: "a resolver dropping a subset a stored split still uses",
+    set: [parse({ kind: "Resolver", name: "api", subsets: { v1: {} } })],
+    existing: [
+      resolver("api"),
+      parse({
+        kind: "Split",
+        name: "api",
+        splits: [
+          { weight: 90, subset: "v1" },
+          { weight: 10, subset: "v2" },
+        ],
+      }),
+    ],
+    issues: [[0, ["subsets"], 'subset "v2" is still used by Split "api" (splits[1].subset)']],
+  },
+  {
+    name: "a resolver dropping a subset whose stored user is replaced in the same set",
+    set: [
+      parse({ kind: "Resolver", name: "api", subsets: { v1: {} } }),
+      parse({ kind: "Split", name: "api", splits: [{ weight: 100, subset: "v1" }] }),
+    ],
+    existing: [
+      resolver("api"),
+      parse({ kind: "Split", name: "api", splits: [{ weight: 100, subset: "v2" }] }),
+    ],
+    issues: [],
+  },
+  {
     name: "a route subset on another service",
     set: [
       parse({ kind: "Route", name: "api", routes: [{ destination: { service: "admin", subset: "blue" } }] }),

@@ -277,71 +277,125 @@ export function validateSet(
   };
 
   resources.forEach((r, i) => {
-    switch (r.kind) {
-      case "Split":
-        r.splits.forEach((e, j) => {
-          checkSubset(i, ["splits", j, "subset"], e.service, e.subset);
-        });
-        break;
-      case "Route":
-        if (protocolOf(r.name) === "tcp") {
-          add(i, ["name"], `service "${r.name}" speaks tcp; HTTP routes need protocol http, http2 or grpc`);
+    for (const ref of subsetRefs(r)) checkSubset(i, ref.path, ref.service, ref.subset);
+    if (r.kind === "Route" && protocolOf(r.name) === "tcp") {
+      add(i, ["name"], `service "${r.name}" speaks tcp; HTTP routes need protocol http, http2 or grpc`);
+    }
+    if (r.kind === "Intention" && protocolOf(r.name) === "tcp") {
+      r.sources.forEach((s, j) => {
+        if (s.permissions) {
+          add(
+            i,
+            ["sources", j, "permissions"],
+            `service "${r.name}" speaks tcp; L7 permissions need protocol http, http2 or grpc`,
+          );
         }
-        r.routes.forEach((rt, j) => {
-          const d = rt.destination;
-          if (!d) return;
-          checkSubset(i, ["routes", j, "destination", "subset"], d.service ?? r.name, d.subset);
-          if (d.mirror)
-            checkSubset(
-              i,
-              ["routes", j, "destination", "mirror", "subset"],
-              d.mirror.service,
-              d.mirror.subset,
-            );
-        });
-        break;
-      case "Resolver":
-        if (r.redirect?.service && r.redirect.service !== r.name && !r.redirect.datacenter) {
-          checkSubset(i, ["redirect", "subset"], r.redirect.service, r.redirect.subset);
-        }
-        r.failover?.targets.forEach((t, j) => {
-          if (t.service && t.service !== r.name && !t.datacenter) {
-            checkSubset(i, ["failover", "targets", j, "subset"], t.service, t.subset);
-          }
-        });
-        break;
-      case "Gateway":
-        r.listeners.forEach((l, j) => {
-          l.routes.forEach((rt, k) => {
-            checkSubset(i, ["listeners", j, "routes", k, "subset"], rt.service, rt.subset);
-          });
-        });
-        break;
-      case "Intention":
-        if (protocolOf(r.name) === "tcp") {
-          r.sources.forEach((s, j) => {
-            if (s.permissions) {
-              add(
-                i,
-                ["sources", j, "permissions"],
-                `service "${r.name}" speaks tcp; L7 permissions need protocol http, http2 or grpc`,
-              );
-            }
-          });
-        }
-        break;
-      default:
-        break;
+      });
     }
   });
 
   checkResolverCycles(resources, lookup, add);
+  checkSubsetsStillUsed(resources, existing, add);
 
   if (localMesh) checkLocalMesh(resources, lookup, add);
   return issues;
 }
 
 type Add = (index: number, path: (string | number)[], message: string) => void;
+
+interface SubsetRef {
+  service: string;
+  subset: string;
+  path: (string | number)[];
+}
+
+/** Every (service, subset) a resource names, with the field that names it. */
+function subsetRefs(r: Resource): SubsetRef[] {
+  const out: SubsetRef[] = [];
+  const ref = (service: string, subset: string | undefined, path: (string | number)[]) => {
+    if (subset !== undefined) out.push({ service, subset, path });
+  };
+  switch (r.kind) {
+    case "Split":
+      r.splits.forEach((e, j) => ref(e.service, e.subset, ["splits", j, "subset"]));
+      break;
+    case "Route":
+      r.routes.forEach((rt, j) => {
+        const d = rt.destination;
+        if (!d) return;
+        ref(d.service ?? r.name, d.subset, ["routes", j, "destination", "subset"]);
+        if (d.mirror)
+          ref(d.mirror.service, d.mirror.subset, ["routes", j, "destination", "mirror", "subset"]);
+      });
+      break;
+    case "Resolver":
+      // Own subsets are checked by the Resolver schema; another datacenter's subsets are not known here.
+      if (r.redirect?.service && r.redirect.service !== r.name && !r.redirect.datacenter) {
+        ref(r.redirect.service, r.redirect.subset, ["redirect", "subset"]);
+      }
+      r.failover?.targets.forEach((t, j) => {
+        if (t.service && t.service !== r.name && !t.datacenter) {
+          ref(t.service, t.subset, ["failover", "targets", j, "subset"]);
+        }
+      });
+      break;
+    case "Gateway":
+      r.listeners.forEach((l, j) => {
+        l.routes.forEach((rt, k) => ref(rt.service, rt.subset, ["listeners", j, "routes", k, "subset"]));
+      });
+      break;
+    default:
+      break;
+  }
+  return out;
+}
+
+/**
+ * Why `kind`/`name` cannot be deleted while `existing` stays: a Resolver
+ * whose subsets other resources still send traffic to. Empty = deletable.
+ */
+export function deleteIssues(kind: string, name: string, existing: readonly Resource[]): string[] {
+  if (kind !== "Resolver") return [];
+  const out: string[] = [];
+  for (const other of existing) {
+    if (other.kind === kind && other.name === name) continue;
+    for (const ref of subsetRefs(other)) {
+      if (ref.service !== name) continue;
+      out.push(
+        `Resolver "${name}" defines subset "${ref.subset}", still used by ${other.kind} "${other.name}" (${formatPath(ref.path)}); change that first`,
+      );
+    }
+  }
+  return out;
+}
+
+/**
+ * A Resolver in the set must keep every subset that stored resources (not
+ * replaced by the set) still send traffic to: dropping one would silently
+ * turn that share of traffic into 503s. Refused on the Resolver, naming the
+ * user so they can change it first (or in the same apply).
+ */
+function checkSubsetsStillUsed(
+  resources: readonly Resource[],
+  existing: readonly Resource[],
+  add: Add,
+): void {
+  const replaced = new Set(resources.map(resourceKey));
+  resources.forEach((r, i) => {
+    if (r.kind !== "Resolver") return;
+    for (const other of existing) {
+      if (replaced.has(resourceKey(other))) continue;
+      for (const ref of subsetRefs(other)) {
+        if (ref.service !== r.name || Object.hasOwn(r.subsets, ref.subset)) continue;
+        add(
+          i,
+          ["subsets"],
+          `subset "${ref.subset}" is still used by ${other.kind} "${other.name}" (${formatPath(ref.path)}); change that first, or in the same apply`,
+        );
+      }
+    }
+  });
+}
 
 /** Redirect and failover edges between services; a cycle is refused at each resolver of the set on it. */
 function checkResolverCycles(resources: readonly Resource[], lookup: Lookup, add: Add): void {

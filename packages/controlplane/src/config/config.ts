@@ -38,6 +38,8 @@ export interface ResourceModel {
   ): { ok: true; kind: string; name: string; resource: unknown } | { ok: false; issues: ResourceIssue[] };
   /** Cross-resource checks of a batch (parsed) against the stored set (parsed). */
   validateSet(batch: readonly unknown[], existing: readonly unknown[]): ResourceIssue[];
+  /** Why a stored resource cannot be deleted (others still depend on it); empty = it can. */
+  deleteIssues?(kind: string, name: string, existing: readonly unknown[]): string[];
 }
 
 export interface StoredResource {
@@ -193,12 +195,9 @@ export class ConfigService implements Disposable {
       out.push({ kind: r.kind, name: r.name, input: doc, parsed: r.resource });
     });
     if (problems.length === 0) {
-      const existing: unknown[] = [];
-      for (const m of this.byKind.values())
-        for (const e of m.values()) if (e.parsed !== undefined) existing.push(e.parsed);
       for (const issue of this.model.validateSet(
         out.map((r) => r.parsed),
-        existing,
+        this.allParsed(),
       )) {
         problems.push(`${issue.path ? `${issue.path}: ` : ""}${issue.message}`);
       }
@@ -257,7 +256,17 @@ export class ConfigService implements Disposable {
     return this.byKind.get(kind)?.get(name)?.parsed;
   }
 
+  /** Every stored resource that parses (the set cross-resource checks run against). */
+  private allParsed(): unknown[] {
+    const existing: unknown[] = [];
+    for (const m of this.byKind.values())
+      for (const e of m.values()) if (e.parsed !== undefined) existing.push(e.parsed);
+    return existing;
+  }
+
   async delete(kind: string, name: string): Promise<boolean> {
+    const blockers = this.model.deleteIssues?.(kind, name, this.allParsed()) ?? [];
+    if (blockers.length > 0) throw weftError("WEFT_ERR_CONFLICT", { detail: blockers.join("; ") });
     const r = await this.store.delete(configKey(kind, name));
     if (r.deleted.length === 0) return false;
     await this.mirror?.waitApplied(r.revision);

@@ -2,7 +2,15 @@
  * The ResourceModel of the config service, built on the schemas of
  * packages/api (parseResource, kindFromString, KINDS, validateSet).
  */
-import { formatPath, KINDS, kindFromString, parseResource, type Resource, validateSet } from "@weft/api";
+import {
+  deleteIssues,
+  formatPath,
+  KINDS,
+  kindFromString,
+  parseResource,
+  type Resource,
+  validateSet,
+} from "@weft/api";
 import type { ResourceModel } from "./config.js";
 
 export const apiResourceModel: ResourceModel = {
@@ -20,5 +28,8 @@ export const apiResourceModel: ResourceModel = {
       path: `resources[${i.index}] (${i.kind} "${i.name}")${i.path.length ? `.${formatPath(i.path)}` : ""}`,
       message: i.message,
     }));
+  },
+  deleteIssues(kind, name, existing) {
+    return deleteIssues(kind, name, existing as Resource[]);
   },
 };

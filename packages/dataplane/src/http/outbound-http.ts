@@ -248,7 +248,9 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
     remote: string | undefined,
     started: number,
   ): Promise<Result> {
-    const cluster = d.cluster;
+    /** Changes only when every endpoint refused before anything was sent and a failover cluster takes over. */
+    let cluster = d.cluster;
+    const fallbacks = d.fallbacks ? [...d.fallbacks] : undefined;
     const flags = new FlagSet();
     const timeoutMs = d.requestTimeoutMs ?? cluster.requestTimeoutMs;
     const deadline = timeoutMs !== undefined && timeoutMs > 0 ? started + timeoutMs : undefined;
@@ -267,7 +269,9 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
     const budget = d.retryPolicy ? d.retryBudget : policy ? cluster.retryBudget : undefined;
     // The body is kept for a retry or a mirror copy (within MAX_REPLAY_BODY_BYTES).
     const replay =
-      (policy || d.mirror) && down.body !== undefined ? new ReplayBody(MAX_REPLAY_BODY_BYTES) : undefined;
+      (policy || d.mirror || fallbacks) && down.body !== undefined
+        ? new ReplayBody(MAX_REPLAY_BODY_BYTES)
+        : undefined;
     if (d.mirror && down.body === undefined) mirror(d.mirror, head, undefined);
     try {
       return await forwardLeased();
@@ -278,8 +282,10 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
     }
 
     async function forwardLeased(): Promise<Result> {
-      const hashKey = hashKeyOf(cluster, hashHeaders, remote);
+      let hashKey = hashKeyOf(cluster, hashHeaders, remote);
       const exclude = new Set<string>();
+      /** A try went out (the policy retried after a response, reset or timeout): no transparent failover after that. */
+      let sent = false;
       budget?.recordRequest();
       let attempts = 0;
       let failures = 0;
@@ -328,6 +334,10 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
         return !gone;
       };
 
+      /** The body can go to another cluster: none, not yet handed to a try, or kept whole. */
+      const bodyReusable = (): boolean =>
+        down.body === undefined || (replay !== undefined && (!replay.used || replay.replayable()));
+
       /** After a failure where nothing reached the peer: true = try again (free, or as a policy retry). */
       const againAfterUnsent = async (f: TryFailure): Promise<boolean> => {
         if (attempts < MAX_ATTEMPTS) return true;
@@ -335,116 +345,132 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
       };
 
       for (;;) {
-        let picked = pick(cluster, hashKey, exclude);
-        if (picked === undefined && preferOthers && exclude.size > 0) picked = pick(cluster, hashKey, NONE);
-        if (picked === undefined) {
-          // Every endpoint failed to connect: the policy may give them another chance after a backoff.
-          if (failures > 0 && !preferOthers && mayRetry({ kind: "connect-failure" }) && (await backoff())) {
-            continue;
-          }
-          break;
-        }
-        attempts++;
-        const ep = picked.endpoint;
-        const peer: PeerEndpoint = { address: ep.address, port: ep.port };
-        let session: ClientHttp2Session;
-        let pendingLease: (() => void) | undefined;
-        try {
-          const pooled = opts.pool.pooled(peer, cluster.service);
-          if (pooled !== undefined) session = pooled;
-          else {
-            // Waiting for a connection: a pending request (maxPendingRequests).
-            pendingLease = breaker?.acquire("pending_requests");
-            if (breaker !== undefined && pendingLease === undefined) {
-              picked.done();
-              return done(overflow(down, cluster, gone, "pending_requests"));
+        for (;;) {
+          let picked = pick(cluster, hashKey, exclude);
+          if (picked === undefined && preferOthers && exclude.size > 0) picked = pick(cluster, hashKey, NONE);
+          if (picked === undefined) {
+            // Every endpoint failed to connect: the policy may give them another chance after a backoff.
+            if (failures > 0 && !preferOthers && mayRetry({ kind: "connect-failure" }) && (await backoff())) {
+              continue;
             }
-            session = await withDeadline(
-              opts.pool.session(peer, cluster.service, cluster.connectTimeoutMs),
-              deadline,
-            );
+            break;
           }
-        } catch (e) {
-          picked.done();
-          if (e instanceof DeadlineExceeded) {
-            flags.add(Flag.UpstreamRequestTimeout);
-            if (!gone) down.localReply(504, "upstream request timeout", Flag.UpstreamRequestTimeout);
-            return done({ status: 504, flags, endpointId: ep.id });
+          attempts++;
+          const ep = picked.endpoint;
+          const peer: PeerEndpoint = { address: ep.address, port: ep.port };
+          let session: ClientHttp2Session;
+          let pendingLease: (() => void) | undefined;
+          try {
+            const pooled = opts.pool.pooled(peer, cluster.service);
+            if (pooled !== undefined) session = pooled;
+            else {
+              // Waiting for a connection: a pending request (maxPendingRequests).
+              pendingLease = breaker?.acquire("pending_requests");
+              if (breaker !== undefined && pendingLease === undefined) {
+                picked.done();
+                return done(overflow(down, cluster, gone, "pending_requests"));
+              }
+              session = await withDeadline(
+                opts.pool.session(peer, cluster.service, cluster.connectTimeoutMs),
+                deadline,
+              );
+            }
+          } catch (e) {
+            picked.done();
+            if (e instanceof DeadlineExceeded) {
+              flags.add(Flag.UpstreamRequestTimeout);
+              if (!gone) down.localReply(504, "upstream request timeout", Flag.UpstreamRequestTimeout);
+              return done({ status: 504, flags, endpointId: ep.id });
+            }
+            logConnectFailure(cluster, ep, e);
+            observe(cluster, ep.id, { kind: "gateway-error" });
+            exclude.add(ep.id);
+            failures++;
+            if (await againAfterUnsent({ kind: "connect-failure" })) continue;
+            break;
+          } finally {
+            pendingLease?.();
           }
-          logConnectFailure(cluster, ep, e);
-          observe(cluster, ep.id, { kind: "gateway-error" });
-          exclude.add(ep.id);
-          failures++;
-          if (await againAfterUnsent({ kind: "connect-failure" })) continue;
-          break;
-        } finally {
-          pendingLease?.();
-        }
-        if (gone) {
+          if (gone) {
+            picked.done();
+            flags.add(Flag.DownstreamConnectionTermination);
+            return done({ status: 0, flags, endpointId: ep.id });
+          }
+          if (replay?.used && !replay.replayable()) {
+            // The body went to a try that never started (a closing session) and was not kept whole.
+            picked.done();
+            break;
+          }
+          const h2Headers = toH2RequestHeaders(head, cluster.service);
+          const tryDown = replay?.used ? replay.downstream(down) : down;
+          if (replay !== undefined) replay.used = true;
+          const outcome = await relay(
+            tryDown,
+            (events) =>
+              openH2Call(session, h2Headers, tryDown.body === undefined, events, {
+                stripInternalResponse: false,
+              }),
+            {
+              ...(deadline !== undefined ? { timeoutMs: deadline - performance.now() } : {}),
+              retryRefused: true,
+              ...(policy !== undefined
+                ? {
+                    retry: mayRetry,
+                    ...(policy.perTryTimeoutMs !== undefined
+                      ? { perTryTimeoutMs: policy.perTryTimeoutMs }
+                      : {}),
+                  }
+                : {}),
+              ...(replay !== undefined && tryDown === down
+                ? { onBodyChunk: (c: Buffer) => replay.record(c), onBodyEnd: (t) => replay.end(t) }
+                : {}),
+            },
+          );
           picked.done();
-          flags.add(Flag.DownstreamConnectionTermination);
-          return done({ status: 0, flags, endpointId: ep.id });
-        }
-        if (replay?.used && !replay.replayable()) {
-          // The body went to a try that never started (a closing session) and was not kept whole.
-          picked.done();
-          break;
-        }
-        const h2Headers = toH2RequestHeaders(head, cluster.service);
-        const tryDown = replay?.used ? replay.downstream(down) : down;
-        if (replay !== undefined) replay.used = true;
-        const outcome = await relay(
-          tryDown,
-          (events) =>
-            openH2Call(session, h2Headers, tryDown.body === undefined, events, {
-              stripInternalResponse: false,
-            }),
-          {
-            ...(deadline !== undefined ? { timeoutMs: deadline - performance.now() } : {}),
-            retryRefused: true,
-            ...(policy !== undefined
-              ? {
-                  retry: mayRetry,
-                  ...(policy.perTryTimeoutMs !== undefined
-                    ? { perTryTimeoutMs: policy.perTryTimeoutMs }
-                    : {}),
-                }
-              : {}),
-            ...(replay !== undefined && tryDown === down
-              ? { onBodyChunk: (c: Buffer) => replay.record(c), onBodyEnd: (t) => replay.end(t) }
-              : {}),
-          },
-        );
-        picked.done();
-        observe(cluster, ep.id, tryResultOf(outcome));
-        if (outcome.kind === "done") {
-          return done({ status: outcome.status, flags: outcome.flags, endpointId: ep.id });
-        }
-        if (outcome.kind === "retry" && outcome.failure !== undefined) {
-          // The policy took this try back (retry counted, budget taken): back off, then prefer another endpoint.
-          trace("retrying", {
+          observe(cluster, ep.id, tryResultOf(outcome));
+          if (outcome.kind === "done") {
+            return done({ status: outcome.status, flags: outcome.flags, endpointId: ep.id });
+          }
+          if (outcome.kind === "retry" && outcome.failure !== undefined) {
+            sent = true;
+            // The policy took this try back (retry counted, budget taken): back off, then prefer another endpoint.
+            trace("retrying", {
+              endpoint: ep.id,
+              retry: retries,
+              why: outcome.failure.kind,
+              detail: outcome.detail,
+            });
+            if (session.closed || session.destroyed) opts.pool.evict(session);
+            exclude.add(ep.id);
+            if (await backoff()) continue;
+            flags.add(Flag.DownstreamConnectionTermination);
+            return done({ status: 0, flags, endpointId: ep.id });
+          }
+          // The session went away between pick and request, or the peer refused the stream: nothing was sent.
+          trace("upstream stream not accepted; trying again", {
             endpoint: ep.id,
-            retry: retries,
-            why: outcome.failure.kind,
-            detail: outcome.detail,
+            detail: outcome.kind === "retry" ? outcome.detail : describeError(outcome.error),
           });
-          if (session.closed || session.destroyed) opts.pool.evict(session);
-          exclude.add(ep.id);
-          if (await backoff()) continue;
-          flags.add(Flag.DownstreamConnectionTermination);
-          return done({ status: 0, flags, endpointId: ep.id });
+          // A refused stream (the peer's app is down) leaves a healthy session: keep it pooled.
+          if (session.closed || session.destroyed || outcome.kind === "open-failed") opts.pool.evict(session);
+          if (outcome.kind === "retry") exclude.add(ep.id);
+          failures++;
+          if (await againAfterUnsent({ kind: "refused-stream" })) continue;
+          break;
         }
-        // The session went away between pick and request, or the peer refused the stream: nothing was sent.
-        trace("upstream stream not accepted; trying again", {
-          endpoint: ep.id,
-          detail: outcome.kind === "retry" ? outcome.detail : describeError(outcome.error),
+        // Every endpoint failed before anything was sent: the next failover cluster may take the request.
+        const next = failures > 0 && !sent && !gone && bodyReusable() ? fallbacks?.shift() : undefined;
+        if (next === undefined) break;
+        trace("failing over within the request", {
+          from: cluster.name ?? cluster.service,
+          to: next.name ?? next.service,
         });
-        // A refused stream (the peer's app is down) leaves a healthy session: keep it pooled.
-        if (session.closed || session.destroyed || outcome.kind === "open-failed") opts.pool.evict(session);
-        if (outcome.kind === "retry") exclude.add(ep.id);
-        failures++;
-        if (await againAfterUnsent({ kind: "refused-stream" })) continue;
-        break;
+        cluster = next;
+        hashKey = hashKeyOf(cluster, hashHeaders, remote);
+        exclude.clear();
+        attempts = 0;
+        failures = 0;
+        preferOthers = false;
       }
       const flag = failures > 0 ? Flag.UpstreamConnectionFailure : Flag.NoHealthyUpstream;
       flags.add(flag);

@@ -87,6 +87,12 @@ export interface ForwardDecision {
   delayMs?: number;
   /** Fault injection, already drawn: answer this instead of forwarding. */
   abort?: { httpStatus?: number; grpcStatus?: number };
+  /**
+   * Failover clusters to try, in order, when every endpoint of `cluster`
+   * refused the request before anything was sent (an instance died before
+   * its health check noticed). Omitted when there are none.
+   */
+  fallbacks?: readonly UpstreamCluster[];
   /** Fire-and-forget copy of the request (mirroring, already drawn). */
   mirror?: UpstreamCluster;
   /** Header changes, applied in order (the split target's, then the route's). */

@@ -187,6 +187,7 @@ function lbKeyOf(lb: LbConfig): string {
 }
 
 const NONE: ReadonlySet<string> = new Set();
+const NO_CLUSTERS: LiveCluster[] = [];
 
 export class ClusterSet {
   private readonly clusters = new Map<string, LiveCluster>();
@@ -231,6 +232,25 @@ export class ClusterSet {
       if (c?.available()) return c;
     }
     return primary;
+  }
+
+  /**
+   * The failover clusters of `name` after `chosen` that have an endpoint
+   * now, in order: where a request goes next when every endpoint of the
+   * chosen cluster refused it before anything was sent (an instance that
+   * died before its health check noticed). Empty for a cluster without
+   * failover (no allocation).
+   */
+  fallbacks(name: string, chosen: LiveCluster): LiveCluster[] {
+    const failover = this.clusters.get(name)?.config.failover;
+    if (failover === undefined) return NO_CLUSTERS;
+    const start = chosen.name === name ? 0 : failover.indexOf(chosen.name) + 1;
+    const out: LiveCluster[] = [];
+    for (let i = start; i < failover.length; i++) {
+      const c = this.clusters.get(failover[i] as string);
+      if (c?.available() && c !== chosen) out.push(c);
+    }
+    return out;
   }
 
   names(): string[] {

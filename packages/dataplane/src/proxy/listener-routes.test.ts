@@ -145,6 +145,7 @@ describe("compileListenerRoutes", () => {
     ];
     const { set, routes } = setup({ ...base, cluster: "api.v1" }, clusters);
     expect(fwd(routes.decide(head("/"), {})).cluster.name).toBe("api.v1@dc2");
+    expect(fwd(routes.decide(head("/"), {})).fallbacks).toBeUndefined();
     set.apply({
       clusters: Object.fromEntries(
         [
@@ -154,13 +155,17 @@ describe("compileListenerRoutes", () => {
         ].map((c) => [c.name, c]),
       ),
     } as unknown as ProxySnapshot);
-    expect(fwd(routes.decide(head("/"), {})).cluster.name).toBe("api.v2");
+    const d = fwd(routes.decide(head("/"), {}));
+    expect(d.cluster.name).toBe("api.v2");
+    // Should every api.v2 endpoint refuse the request unsent, the next failover cluster takes it.
+    expect(d.fallbacks?.map((c) => c.name)).toEqual(["api.v1@dc2"]);
     set.apply({
       clusters: Object.fromEntries(
         [cluster("api.v1", 1, { failover: ["api.v2"] }), cluster("api.v2", 2)].map((c) => [c.name, c]),
       ),
     } as unknown as ProxySnapshot);
     expect(fwd(routes.decide(head("/"), {})).cluster.name).toBe("api.v1");
+    expect(fwd(routes.decide(head("/"), {})).fallbacks?.map((c) => c.name)).toEqual(["api.v2"]);
     expect(routes.defaultCluster()?.name).toBe("api.v1");
   });
 

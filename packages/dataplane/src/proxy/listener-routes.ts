@@ -96,7 +96,7 @@ export function compileListenerRoutes(
   const target = (
     cluster: string,
     splits: readonly SplitTarget[] | undefined,
-  ): { live: LiveCluster | undefined; split: SplitTarget | undefined } => {
+  ): { live: LiveCluster | undefined; split: SplitTarget | undefined; name: string } => {
     let split: SplitTarget | undefined;
     let name = cluster;
     if (splits !== undefined && splits.length > 0) {
@@ -106,7 +106,7 @@ export function compileListenerRoutes(
         split = splits.find((s) => s.cluster === picked);
       }
     }
-    return { live: clusters.resolve(name), split };
+    return { live: clusters.resolve(name), split, name };
   };
 
   const defaultCluster = (): LiveCluster | undefined => target(listener.cluster, listener.splits).live;
@@ -118,9 +118,11 @@ export function compileListenerRoutes(
   ): RouteDecision => {
     const compiled = matched ? forwards.get(matched.route) : undefined;
     const f = compiled?.config;
-    const { live, split } = f ? target(f.cluster, f.splits) : target(listener.cluster, listener.splits);
+    const { live, split, name } = f ? target(f.cluster, f.splits) : target(listener.cluster, listener.splits);
     if (live === undefined || live.protocol === "tcp") return NO_CONFIG;
     const d: ForwardDecision = { kind: "forward", cluster: live as UpstreamCluster };
+    const fallbacks = clusters.fallbacks(name, live);
+    if (fallbacks.length > 0) d.fallbacks = fallbacks as UpstreamCluster[];
     if (matched) d.route = label(matched);
     const reqOps: HeaderOpsConfig[] = [];
     const resOps: HeaderOpsConfig[] = [];
