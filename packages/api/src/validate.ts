@@ -317,7 +317,9 @@ function subsetRefs(r: Resource): SubsetRef[] {
   };
   switch (r.kind) {
     case "Split":
-      r.splits.forEach((e, j) => ref(e.service, e.subset, ["splits", j, "subset"]));
+      r.splits.forEach((e, j) => {
+        ref(e.service, e.subset, ["splits", j, "subset"]);
+      });
       break;
     case "Route":
       r.routes.forEach((rt, j) => {
@@ -341,7 +343,9 @@ function subsetRefs(r: Resource): SubsetRef[] {
       break;
     case "Gateway":
       r.listeners.forEach((l, j) => {
-        l.routes.forEach((rt, k) => ref(rt.service, rt.subset, ["listeners", j, "routes", k, "subset"]));
+        l.routes.forEach((rt, k) => {
+          ref(rt.service, rt.subset, ["listeners", j, "routes", k, "subset"]);
+        });
       });
       break;
     default:
