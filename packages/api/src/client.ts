@@ -26,9 +26,19 @@ import type {
   ServiceSummary,
 } from "./catalog.js";
 import type { ExplainQuery, ExplainResponse } from "./explain.js";
+import type {
+  EdgesMetricsResponse,
+  ProxyStatsAck,
+  ProxyStatsReport,
+  ServiceMetricsResponse,
+  ServicesMetricsResponse,
+} from "./metrics.js";
 // Values only from zod-free modules: the sidecar loads this file through `@weft/api/client`.
 import { BLOCKING_DEFAULT_WAIT_MS, BLOCKING_MAX_WAIT_MS } from "./patterns.js";
 import type { ProxySnapshot, ProxyStreamMessage } from "./snapshot.js";
+
+// The golden-metrics wire types and helpers (zod-free) reach the sidecar and the CLI through this entry.
+export * from "./metrics.js";
 
 export interface WeftClientOptions {
   /** `host:port` (http assumed) or a URL such as `http://127.0.0.1:7400`. */
@@ -490,6 +500,29 @@ export class WeftClient {
       opts.signal?.removeEventListener("abort", onAbort);
       ac.abort();
     }
+  }
+
+  /** POST /v1/proxy/stats/:id: a sidecar's golden-metric deltas (its token must write its service). */
+  async pushProxyStats(instanceId: string, report: ProxyStatsReport): Promise<ProxyStatsAck> {
+    const path = `/v1/proxy/stats/${enc(instanceId)}`;
+    return (await this.#request<ProxyStatsAck>("POST", path, { body: report })).body;
+  }
+
+  // --- golden metrics ---
+
+  /** GET /v1/metrics/services: rate, success rate and latency per service (as destination). */
+  async metricsServices(): Promise<ServicesMetricsResponse> {
+    return (await this.#request<ServicesMetricsResponse>("GET", "/v1/metrics/services")).body;
+  }
+
+  /** GET /v1/metrics/services/:name: one service and its inbound and outbound edges. */
+  async metricsService(name: string): Promise<ServiceMetricsResponse> {
+    return (await this.#request<ServiceMetricsResponse>("GET", `/v1/metrics/services/${enc(name)}`)).body;
+  }
+
+  /** GET /v1/metrics/edges: every source -> destination edge with traffic in the window. */
+  async metricsEdges(): Promise<EdgesMetricsResponse> {
+    return (await this.#request<EdgesMetricsResponse>("GET", "/v1/metrics/edges")).body;
   }
 
   // --- explain ---

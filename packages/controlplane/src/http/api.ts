@@ -18,7 +18,7 @@ import {
   NAME_PATTERN,
   signRequestSchema,
 } from "@weft/api";
-import { weftError } from "@weft/core";
+import { type Clock, systemClock, weftError } from "@weft/core";
 import type { Logger } from "pino";
 import { z } from "zod";
 import { type AclService, authorize, can, DEV_ANONYMOUS, type Identity } from "../acl/acl.js";
@@ -28,6 +28,9 @@ import { checkCsr } from "../ca/csr.js";
 import type { Catalog, StatusFilter } from "../catalog/catalog.js";
 import type { ConfigService } from "../config/config.js";
 import { explain, parseExplainQuery } from "../explain/explain.js";
+import { GoldenWindow } from "../metrics/golden.js";
+import { ControlPlaneMetrics } from "../metrics/prometheus.js";
+import { addMetricsRoutes } from "../metrics/routes.js";
 import type { ProxyStreams } from "../snapshot/proxy-streams.js";
 import type { Store } from "../store/store.js";
 import { BlockingQueries } from "./blocking.js";
@@ -50,6 +53,9 @@ export interface ApiDeps {
   logger: Logger;
   /** Body size limit; default 1 MiB. */
   maxBodyBytes?: number;
+  /** The golden-metrics window (default: a 60 s window on `clock`). */
+  golden?: GoldenWindow;
+  clock?: Clock;
 }
 
 export interface RequestContext {
@@ -71,7 +77,7 @@ export interface Reply {
   stream?: (res: ServerResponse, signal: AbortSignal) => void;
 }
 
-interface RouteDef {
+export interface RouteDef {
   /** "none": no token needed; "token": any valid token (or dev anonymous). */
   auth: "none" | "token";
   handle(ctx: RequestContext): Promise<Reply>;
@@ -321,6 +327,19 @@ export function buildRoutes(d: ApiDeps): Router<RouteDef> {
       return { body: explain({ catalog, config }, q) };
     }),
   );
+
+  // --- golden metrics, stats reports, Prometheus (metrics/routes.ts) ---
+  const golden = d.golden ?? new GoldenWindow({ clock: d.clock ?? systemClock });
+  // Made on the first scrape: prom-client's default metrics start process-wide observers.
+  let prom: ControlPlaneMetrics | undefined;
+  const prometheus = () =>
+    (prom ??= new ControlPlaneMetrics({
+      catalog,
+      proxies: d.proxies,
+      golden,
+      blockingQueries: () => blocking.waiting,
+    }));
+  addMetricsRoutes(r, { catalog, golden, prometheus });
 
   r.add(
     "GET",

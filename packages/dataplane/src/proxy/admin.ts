@@ -3,7 +3,7 @@
  * otherwise), `/config` (the snapshot in use and the stream state, no
  * secrets: the private key never leaves the identity object and the
  * certificate is shown by its public facts only), `/metrics` (Prometheus
- * text). GET and HEAD only; everything else is 404/405. Bind it to
+ * text), `/tap` (a live NDJSON stream of requests, see tap.ts). GET and HEAD only; everything else is 404/405. Bind it to
  * loopback unless a scraper elsewhere needs it.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -13,6 +13,8 @@ export interface AdminView {
   notReady(): string[];
   config(): unknown;
   metrics(): Promise<{ contentType: string; body: string }>;
+  /** Streams requests as NDJSON (tap.ts); absent = 404. */
+  tap?(req: IncomingMessage, res: ServerResponse): void;
 }
 
 function send(res: ServerResponse, status: number, type: string, body: string): void {
@@ -51,8 +53,10 @@ export function createAdminServer(view: AdminView): Server {
         (m) => send(res, 200, m.contentType, m.body),
         () => send(res, 500, "text/plain", "metrics unavailable\n"),
       );
+    } else if (path === "/tap" && view.tap) {
+      view.tap(req, res);
     } else {
-      send(res, 404, "text/plain", "not found: try /ready, /config or /metrics\n");
+      send(res, 404, "text/plain", "not found: try /ready, /config, /metrics or /tap\n");
     }
   });
   server.on("clientError", (err: NodeJS.ErrnoException, socket) => {

@@ -22,12 +22,12 @@ import type { ProxySnapshot, SnapshotProtocol } from "@weft/api/snapshot";
 import { Backoff, type Clock, describeError, isWeftError, systemClock, weftError } from "@weft/core";
 import { HealthChecker } from "../health/checker.js";
 import type { HealthCheckSpec, ProbeResult } from "../health/result.js";
+import { Flag } from "../http/flags.js";
 import { Http2PeerPool } from "../http/h2-peer-pool.js";
 import { createInboundHttp } from "../http/inbound-http.js";
-import { Flag } from "../http/flags.js";
 import { createOutboundHttp } from "../http/outbound-http.js";
-import type { RouteDecision } from "../http/types.js";
 import { InboundRateLimits, type RateLimitVerdict } from "../http/rate-limit.js";
+import type { RouteDecision } from "../http/types.js";
 import { WorkloadIdentity } from "../identity/workload-identity.js";
 import type { DataplaneLogger } from "../logger.js";
 import { proxyInboundTcp, proxyOutboundTcp, TCP_ALPN } from "../tcp/tcp-proxy.js";
@@ -35,8 +35,10 @@ import { createMtlsServer, type PeerIdentity } from "../transport/mtls.js";
 import { createAdminServer } from "./admin.js";
 import { ClusterSet } from "./clusters.js";
 import { ConfigStream } from "./config-stream.js";
-import { ProxyMetrics } from "./metrics.js";
 import { compileListenerRoutes, type ListenerRoutes } from "./listener-routes.js";
+import { ProxyMetrics } from "./metrics.js";
+import { StatsReporter } from "./stats-reporter.js";
+import { TapHub } from "./tap.js";
 
 export interface HostPort {
   host: string;
@@ -68,6 +70,8 @@ export interface SidecarOptions {
   clock?: Clock;
   /** The most a drain waits for in-flight requests. Default 10 s. */
   drainTimeoutMs?: number;
+  /** Golden-metric push interval (stats-reporter.ts). Default: WEFT_STATS_INTERVAL_MS, else 2 s. */
+  statsIntervalMs?: number;
 }
 
 const HEALTH_CHECK_ID = "app";
@@ -125,6 +129,9 @@ const NO_LISTENER_CONFIG: RouteDecision = Object.freeze({
 
 export class Sidecar {
   readonly metrics: ProxyMetrics;
+  /** Golden metrics pushed to the control plane, and the admin /tap stream: fed by the same request events. */
+  private stats: StatsReporter | undefined;
+  readonly tap = new TapHub();
   readonly instanceId: string;
   private readonly clock: Clock;
   private readonly log: DataplaneLogger;
@@ -192,6 +199,7 @@ export class Sidecar {
           contentType: this.metrics.registry.contentType,
           body: await this.metrics.registry.metrics(),
         }),
+        tap: (req, res) => this.tap.handle(req, res),
       });
       this.adminPort = await listen(this.adminServer, this.o.admin, "admin listener (--admin)");
     }
@@ -216,6 +224,14 @@ export class Sidecar {
     );
     await this.retry("register the instance", () => this.register());
     this.startHealth();
+    this.stats = new StatsReporter({
+      client: this.o.client,
+      instanceId: this.instanceId,
+      clock: this.clock,
+      logger: this.log,
+      ...(this.o.statsIntervalMs !== undefined ? { intervalMs: this.o.statsIntervalMs } : {}),
+    });
+    this.stats.start();
     this.stream = new ConfigStream({
       client: this.o.client,
       instanceId: () => this.instanceId,
@@ -384,8 +400,11 @@ export class Sidecar {
         return { allow: true, target: target.path + target.query };
       },
       rateLimit: (req) => this.countLimited(req.peerService, this.rateLimits.request(req.path)),
-      onRequest: (e) =>
-        this.metrics.request("inbound", e.peerService, this.o.service, e.status, e.flags, e.durationMs),
+      onRequest: (e) => {
+        this.metrics.request("inbound", e.peerService, this.o.service, e.status, e.flags, e.durationMs);
+        this.stats?.record("inbound", e.peerService, this.o.service, e);
+        this.tap.record("inbound", e.peerService, this.o.service, e);
+      },
     });
     this.inboundServer = createMtlsServer({
       source: identity,
@@ -519,6 +538,8 @@ export class Sidecar {
         logger: this.log,
         onRequest: (e) => {
           this.metrics.request("outbound", this.o.service, e.upstream, e.status, e.flags, e.durationMs);
+          this.stats?.record("outbound", this.o.service, e.upstream || service, e);
+          this.tap.record("outbound", this.o.service, e.upstream || service, e);
           if (e.retries) this.metrics.retries.inc({ destination_service: e.upstream }, e.retries);
         },
       });
@@ -577,6 +598,8 @@ export class Sidecar {
     this.health?.dispose();
     // The stream first: once deregistered, the control plane ends it, and a live stream would register again.
     await this.stream?.stop();
+    // The last deltas while the instance still exists (the control plane refuses reports of unknown instances).
+    await this.stats?.stop();
     if (this.registered) {
       await this.o.client.deregisterInstance(this.instanceId).catch((e: unknown) => {
         this.log.warn(
@@ -604,6 +627,7 @@ export class Sidecar {
     if (drained) await this.pool?.close();
     else this.pool?.destroy();
     this.identity?.dispose();
+    this.tap.close();
     await closeServer(this.adminServer);
   }
 }
