@@ -28,8 +28,8 @@ import { startWeftServer, type WeftServer } from "./helpers/weft.js";
 
 let cp: WeftServer;
 let web: SidecarProc;
-const local = { slow: 0, api: 0 };
-const apps: Record<string, App[]> = { slow: [], api: [] };
+const local = { slow: 0, api: 0, conn: 0 };
+const apps: Record<string, App[]> = { slow: [], api: [], conn: [] };
 /** Apps by replica name (from startClientMesh). */
 let byReplica: Map<string, App>;
 const agent = new Agent({ keepAlive: true, maxSockets: 32 });
@@ -38,10 +38,13 @@ beforeAll(async () => {
   cp = await startWeftServer({ store: "memory", dev: true });
   local.slow = await freePort();
   local.api = await freePort();
+  local.conn = await freePort();
   await applyResources(cp.addr, [
     allowFrom("slow"),
     allowFrom("api"),
+    allowFrom("conn"),
     { kind: "ServiceDefaults", name: "slow", protocol: "http", circuitBreaker: { maxRequests: 5 } },
+    { kind: "ServiceDefaults", name: "conn", protocol: "http", circuitBreaker: { maxConnections: 1 } },
     {
       kind: "ServiceDefaults",
       name: "api",
@@ -61,6 +64,8 @@ beforeAll(async () => {
     ["api", "x", { FAIL_PERCENT: "100" }],
     ["api", "y", { FAIL_PERCENT: "0" }],
     ["api", "z", { FAIL_PERCENT: "0" }],
+    ["conn", "c1", { FAIL_PERCENT: "0" }],
+    ["conn", "c2", { FAIL_PERCENT: "0" }],
   ];
   const mesh = await startClientMesh(
     cp.addr,
@@ -150,6 +155,35 @@ describe("circuit breaking", () => {
     expect(overflows).toBe(15);
     // The leases were given back: the next request goes through.
     expect((await call("slow", "/after")).status).toBe(200);
+  });
+});
+
+describe("circuit breaking: connections", () => {
+  it("maxConnections 1 over two replicas: requests for the second replica get a fast 503 UO until the first connection closes", async () => {
+    const before = metricSum(await metrics(), "weft_proxy_circuit_breaker_overflows_total", {
+      destination_service: "conn",
+      limit: "connections",
+    });
+    // Round robin alternates between the replicas; the sidecar keeps one multiplexed session per peer.
+    const answers: Answer[] = [];
+    for (let i = 0; i < 10; i++) answers.push(await call("conn", `/c${i}`));
+    const ok = answers.filter((a) => a.status === 200);
+    const refused = answers.filter((a) => a.status === 503);
+    const overflows =
+      metricSum(await metrics(), "weft_proxy_circuit_breaker_overflows_total", {
+        destination_service: "conn",
+        limit: "connections",
+      }) - before;
+    console.log(
+      `conn, maxConnections 1, 10 sequential requests over 2 replicas: ${ok.length} × 200, ${refused.length} × 503 UO`,
+    );
+    expect(ok).toHaveLength(5);
+    expect(refused).toHaveLength(5);
+    for (const a of refused) expect(a.flags).toBe("UO");
+    expect(overflows).toBe(5);
+    // Both replicas' apps together saw exactly the 5 that went through: one replica only.
+    const seen = await Promise.all((apps.conn as App[]).map((a) => stats(a)));
+    expect(seen.map((x) => x.received).sort()).toEqual([0, 5]);
   });
 });
 

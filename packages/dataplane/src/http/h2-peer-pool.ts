@@ -51,6 +51,19 @@ function authorityOf(ep: PeerEndpoint): string {
   return ep.address.includes(":") ? `[${ep.address}]:${ep.port}` : `${ep.address}:${ep.port}`;
 }
 
+/**
+ * A new connection was needed and the cluster's connection limit
+ * (circuitBreaker.maxConnections) had none left: nothing was attempted.
+ */
+export class ConnectionLimitReached extends Error {
+  constructor() {
+    super("connection limit reached");
+  }
+}
+
+/** Takes one connection of a cluster's limit; the release, or undefined when none is left. */
+export type ConnectionLease = () => (() => void) | undefined;
+
 export class Http2PeerPool {
   readonly #opts: Http2PeerPoolOptions;
   readonly #sessions = new Map<string, ClientHttp2Session>();
@@ -73,7 +86,12 @@ export class Http2PeerPool {
    * with the connectMtls error (WEFT_ERR_UNAVAILABLE, with `reason` when the
    * peer's identity was refused, or WEFT_ERR_TIMEOUT).
    */
-  session(ep: PeerEndpoint, expectService: string, connectTimeoutMs: number): Promise<ClientHttp2Session> {
+  session(
+    ep: PeerEndpoint,
+    expectService: string,
+    connectTimeoutMs: number,
+    lease?: ConnectionLease,
+  ): Promise<ClientHttp2Session> {
     if (this.#closed)
       return Promise.reject(weftError("WEFT_ERR_UNAVAILABLE", { detail: "peer pool closed" }));
     const key = keyOf(ep, expectService);
@@ -81,7 +99,16 @@ export class Http2PeerPool {
     if (existing !== undefined && !existing.closed && !existing.destroyed) return Promise.resolve(existing);
     const pending = this.#pending.get(key);
     if (pending !== undefined) return pending;
+    // Only a new connection counts against the limit: joining a session (or its connect) is free.
+    const release = lease?.();
+    if (lease !== undefined && release === undefined) return Promise.reject(new ConnectionLimitReached());
     const created = this.#open(key, ep, expectService, connectTimeoutMs);
+    if (release !== undefined) {
+      created.then((session) => {
+        if (session.closed || session.destroyed) release();
+        else session.once("close", release);
+      }, release);
+    }
     this.#pending.set(key, created);
     const clear = (): void => {
       if (this.#pending.get(key) === created) this.#pending.delete(key);

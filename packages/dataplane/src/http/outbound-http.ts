@@ -11,7 +11,7 @@ import { h1Downstream, h2Downstream } from "./downstream.js";
 import { DrainTracker } from "./drain.js";
 import { Flag, FlagSet } from "./flags.js";
 import { openH2Call } from "./h2-call.js";
-import type { Http2PeerPool, PeerEndpoint } from "./h2-peer-pool.js";
+import { ConnectionLimitReached, type Http2PeerPool, type PeerEndpoint } from "./h2-peer-pool.js";
 import { h1RequestHead, h2RequestHead, type RequestHead, toH2RequestHeaders } from "./headers.js";
 import { createH1Server, createH2Server } from "./listener.js";
 import { rawLocalReply, rawReply } from "./local-reply.js";
@@ -151,7 +151,12 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
     }
   };
 
-  const report = (d: RouteDecision | undefined, started: number, r: Result): void => {
+  const report = (
+    d: RouteDecision | undefined,
+    head: RequestHead | undefined,
+    started: number,
+    r: Result,
+  ): void => {
     try {
       const cluster = d?.kind === "forward" ? d.cluster : undefined;
       const route = d !== undefined && d.kind !== "refuse" ? d.route : undefined;
@@ -164,6 +169,7 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
         ...(r.retries !== undefined ? { retries: r.retries } : {}),
         ...(route !== undefined ? { route } : {}),
         ...(cluster?.name !== undefined ? { cluster: cluster.name } : {}),
+        ...(head !== undefined ? { method: head.method, path: head.path } : {}),
       });
     } catch {
       // Metrics must never break traffic.
@@ -370,13 +376,22 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
                 picked.done();
                 return done(overflow(down, cluster, gone, "pending_requests"));
               }
+              // A new connection takes one of the cluster's maxConnections, until it closes.
+              const connections = cluster.breaker;
               session = await withDeadline(
-                opts.pool.session(peer, cluster.service, cluster.connectTimeoutMs),
+                opts.pool.session(
+                  peer,
+                  cluster.service,
+                  cluster.connectTimeoutMs,
+                  connections ? () => connections.acquire("connections") : undefined,
+                ),
                 deadline,
               );
             }
           } catch (e) {
             picked.done();
+            if (e instanceof ConnectionLimitReached)
+              return done(overflow(down, cluster, gone, "connections"));
             if (e instanceof DeadlineExceeded) {
               flags.add(Flag.UpstreamRequestTimeout);
               if (!gone) down.localReply(504, "upstream request timeout", Flag.UpstreamRequestTimeout);
@@ -513,7 +528,7 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
     let decision: RouteDecision | undefined;
     const done = (r: Result): void => {
       tracker.end(socket);
-      report(decision, started, r);
+      report(decision, parsed.ok ? parsed.head : undefined, started, r);
     };
     if (!parsed.ok) {
       down.localReply(parsed.status, parsed.reason, Flag.DownstreamProtocolError);
@@ -615,8 +630,10 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
     const flags = new FlagSet();
     let status = 0;
     let endpointId: string | undefined;
+    let reqHead: RequestHead | undefined;
     try {
       const parsed = h1RequestHead(req, { stripInternal: true });
+      if (parsed.ok) reqHead = parsed.head;
       if (!parsed.ok) {
         status = parsed.status;
         flags.add(Flag.DownstreamProtocolError);
@@ -649,6 +666,22 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
         if (picked === undefined) break;
         const ep = picked.endpoint;
         let upstream: Duplex;
+        // A tunnel is a connection of its own: it holds one of the cluster's maxConnections while open.
+        const connectionLease = cluster.breaker?.acquire("connections");
+        if (cluster.breaker !== undefined && connectionLease === undefined) {
+          picked.done();
+          status = 503;
+          flags.add(Flag.UpstreamOverflow);
+          endWith(
+            socket,
+            rawLocalReply(
+              503,
+              `upstream overflow: connections limit of ${cluster.service}`,
+              Flag.UpstreamOverflow,
+            ),
+          );
+          return;
+        }
         try {
           const conn = await withDeadline(
             opts.pool.connect(ep, cluster.service, cluster.connectTimeoutMs, ["http/1.1"]),
@@ -658,6 +691,7 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
           upstream = conn.socket;
         } catch (e) {
           picked.done();
+          connectionLease?.();
           if (e instanceof DeadlineExceeded) {
             status = 504;
             flags.add(Flag.UpstreamRequestTimeout);
@@ -670,6 +704,7 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
           continue;
         }
         endpointId = ep.id;
+        upstream.once("close", () => connectionLease?.());
         if (socket.destroyed) {
           picked.done();
           upstream.destroy();
@@ -703,7 +738,11 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
       socket.destroy();
     } finally {
       tracker.end();
-      report(decision, started, { status, flags, ...(endpointId !== undefined ? { endpointId } : {}) });
+      report(decision, reqHead, started, {
+        status,
+        flags,
+        ...(endpointId !== undefined ? { endpointId } : {}),
+      });
     }
   }
 

@@ -130,6 +130,9 @@ export interface OutboundRequestEvent {
   route?: string;
   /** The cluster that served (differs from the listener's when a split, route or failover chose another). */
   cluster?: string;
+  /** The request as the app sent it (path with its query: consumers strip what they must not show). */
+  method?: string;
+  path?: string;
 }
 
 export interface InboundRequestEvent {
