@@ -27,6 +27,7 @@ import { createCaProvider } from "./ca/provider.js";
 import { Catalog } from "./catalog/catalog.js";
 import { ConfigService, type ResourceModel } from "./config/config.js";
 import { apiResourceModel } from "./config/model.js";
+import { startDuties } from "./ha/duties.js";
 import { createApiHandler } from "./http/api.js";
 import { BlockingQueries } from "./http/blocking.js";
 import { sendError } from "./http/respond.js";
@@ -182,6 +183,12 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
     const catalogOpts: Parameters<typeof Catalog.open>[0] = { store, clock, logger: log };
     if (opts.deregisterCriticalAfterMs !== undefined)
       catalogOpts.deregisterCriticalAfterMs = opts.deregisterCriticalAfterMs;
+    // Replicas on etcd elect who runs once-only duties (TTL expiry, reaping); embedded stores have one server.
+    const duties = startDuties(store, { logger: log });
+    if (duties) {
+      owned.push(duties.election);
+      catalogOpts.leader = duties.gate;
+    }
     const catalog = await Catalog.open(catalogOpts);
     owned.push(catalog);
     const config = await ConfigService.open(store, opts.resourceModel ?? apiResourceModel, { logger: log });
@@ -232,7 +239,18 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
     if (opts.proxyCoalesceMs !== undefined) proxyOpts.coalesceMs = opts.proxyCoalesceMs;
     const proxies = new ProxyStreams(proxyOpts);
     owned.push(proxies);
-    const api = createApiHandler({ store, catalog, config, acl, ca, proxies, blocking, dev, logger: log });
+    const api = createApiHandler({
+      store,
+      catalog,
+      config,
+      acl,
+      ca,
+      proxies,
+      blocking,
+      dev,
+      logger: log,
+      clock,
+    });
     // In-flight responses, so that a drain can make them close their connection when they answer.
     const active = new Set<ServerResponse>();
     let draining = false;

@@ -13,6 +13,8 @@ import type { Io } from "../io.js";
 import { onStopSignals } from "../stop-signals.js";
 
 const CLOSE_TIMEOUT_MS = 10_000;
+/** A store spec with a scheme of two or more letters (as in open-store.ts; "C:" stays a path). */
+const STORE_URL = /^[a-z][a-z0-9+.-]+:/i;
 
 interface ServerFlags {
   listen: string;
@@ -27,23 +29,35 @@ export function registerServerCommand(program: Command, io: Io): void {
     .summary("run the control plane")
     .description(
       "Run the control plane: catalog, health, config, ACL and the HTTP API.\n" +
-        "State is kept in --data-dir (SQLite) unless --store memory is given. The first\n" +
-        `start of a data dir prints a bootstrap management token and saves it (0600) as\n` +
-        `DIR/${BOOTSTRAP_TOKEN_FILE}; weft commands run from the directory that holds\n` +
-        `./${DEFAULT_DATA_DIR} pick it up automatically.`,
+        "State is kept in --data-dir (SQLite) unless --store memory or an etcd URL is given.\n" +
+        `The first start of a data dir prints a bootstrap management token and saves it (0600)\n` +
+        `as DIR/${BOOTSTRAP_TOKEN_FILE}; weft commands run from the directory that holds\n` +
+        `./${DEFAULT_DATA_DIR} pick it up automatically. On etcd, several servers (replicas)\n` +
+        "share one store: the first to start on an empty store prints the token (not saved),\n" +
+        "the others none.",
     )
     .option("--listen <addr>", "address for the HTTP API (port 0 picks a free port)", "127.0.0.1:7400")
     .option("--data-dir <dir>", "directory for the store and the bootstrap token", DEFAULT_DATA_DIR)
-    .option("--store <memory|dir>", "store backend: memory, or a data directory (default: --data-dir)")
+    .option(
+      "--store <spec>",
+      "store backend: memory, a data directory, or etcd://host:port[,host:port...][?prefix=/weft/&ca=FILE&cert=FILE&key=FILE&username=U&passwordFile=FILE&timeout=MS] (default: --data-dir)",
+    )
     .option("--dev", "development mode: anonymous requests on loopback act as operator (insecure)")
     .addHelpText(
       "after",
-      "\nExamples:\n  $ weft server\n  $ weft server --listen 0.0.0.0:7400 --data-dir /var/lib/weft\n  $ weft server --store memory --dev\n",
+      "\nExamples:\n  $ weft server\n  $ weft server --listen 0.0.0.0:7400 --data-dir /var/lib/weft\n  $ weft server --store memory --dev\n" +
+        "  $ weft server --store 'etcd://10.0.0.1:2379,10.0.0.2:2379,10.0.0.3:2379?prefix=/weft/prod/'\n",
     )
     .action(async (opts: ServerFlags) => {
       const dataDir = resolve(io.cwd, opts.dataDir);
+      // A spec with a scheme (etcd://, sqlite://, memory://) is a URL and stays as is; anything
+      // else is a data dir path, relative to the working directory.
+      const isUrl = opts.store !== undefined && STORE_URL.test(opts.store.trim());
       const storeSpec =
-        opts.store === undefined || opts.store === "memory" ? opts.store : resolve(io.cwd, opts.store);
+        opts.store === undefined || opts.store === "memory" || isUrl
+          ? opts.store
+          : resolve(io.cwd, opts.store);
+      const savesToken = storeSpec === undefined || (storeSpec !== "memory" && !isUrl);
 
       // Signal handlers go in first: a SIGTERM that arrives while starting, or
       // right after the listening line was read by a supervisor, still closes cleanly.
@@ -71,8 +85,11 @@ export function registerServerCommand(program: Command, io: Io): void {
         // The control plane saves it in a data dir; a memory store has none (and a token file
         // there would outlive the server it belongs to).
         const file = join(dataDir, BOOTSTRAP_TOKEN_FILE);
-        if (storeSpec !== "memory")
-          io.out.write(`saved to ${file} (mode 0600); it is shown only this once\n`);
+        if (savesToken) io.out.write(`saved to ${file} (mode 0600); it is shown only this once\n`);
+        else if (isUrl)
+          io.out.write(
+            "not saved (the store is not a local data dir); it is shown only this once, and only by the first server on this store\n",
+          );
         else io.out.write("not saved (memory store); it is shown only this once\n");
       }
 

@@ -52,8 +52,23 @@ export const DEFAULT_DEREGISTER_CRITICAL_AFTER_MS = 60_000;
 /** Shortest TTL accepted: below the sweep granularity a TTL means nothing. */
 export const MIN_TTL_MS = 100;
 
+/**
+ * Who may run the catalog's once-only duties (TTL expiry, reaping) when
+ * several replicas share a store (ha/duties.ts, on etcd). Absent: this
+ * process is the store's only server and always may.
+ */
+export interface LeaderGate {
+  /** Checked right before acting and again right before the write. */
+  isLeader(): boolean;
+  onChange(fn: (leader: boolean) => void): Disposable;
+  /** The store for duty writes, fenced on the current term (a deposed leader's write fails in the store); undefined when not leader. */
+  dutyStore(): Store | undefined;
+}
+
 export interface CatalogOptions {
   store: Store;
+  /** Gate for TTL expiry and reaping (replicated control plane). */
+  leader?: LeaderGate;
   clock?: Clock;
   logger?: Logger;
   /** Server-wide default for checks that do not set `deregisterCriticalAfter`. */
@@ -105,6 +120,8 @@ export class Catalog implements Disposable {
   private readonly wheel: DeadlineWheel<string>;
   private mirror: PrefixMirror | undefined;
   private disposed = false;
+  private readonly leader: LeaderGate | undefined;
+  private leaderSub: Disposable | undefined;
 
   private constructor(opts: CatalogOptions) {
     this.store = opts.store;
@@ -113,6 +130,28 @@ export class Catalog implements Disposable {
     this.defaultDcaMs = opts.deregisterCriticalAfterMs ?? DEFAULT_DEREGISTER_CRITICAL_AFTER_MS;
     this.feed = new ChangeFeed("catalog", opts.logger);
     this.wheel = new DeadlineWheel(this.clock, (k) => this.onDue(k), opts.granularityMs ?? 20);
+    this.leader = opts.leader;
+  }
+
+  /** Expiry and reaping run only here: always without a gate, else while leader. */
+  private mayRunDuties(): boolean {
+    return this.leader === undefined || this.leader.isLeader();
+  }
+
+  /**
+   * A new leader has not seen the heartbeats other replicas received, so, as
+   * after a restart, TTLs and the reap grace count from the takeover.
+   */
+  private onLeadership(leader: boolean): void {
+    if (!leader || this.disposed) return;
+    const now = this.clock.now();
+    for (const [id, checks] of this.runtime) {
+      for (const [checkId, rt] of checks) {
+        rt.lastReport = Math.max(rt.lastReport, now);
+        rt.graceFrom = Math.max(rt.graceFrom, now);
+        this.evaluate(id, checkId);
+      }
+    }
   }
 
   static async open(opts: CatalogOptions): Promise<Catalog> {
@@ -127,6 +166,7 @@ export class Catalog implements Disposable {
       c.wheel.dispose();
       throw e;
     }
+    if (c.leader) c.leaderSub = c.leader.onChange((leader) => c.onLeadership(leader));
     return c;
   }
 
@@ -242,11 +282,12 @@ export class Catalog implements Disposable {
     if (check.status !== "critical") {
       const deadline = rt.lastReport + check.ttlMs;
       if (now < deadline) this.wheel.schedule(k, deadline);
-      else this.background(k, () => this.expire(id, checkId));
+      // Not leader: nothing to do; `onLeadership` re-evaluates everything on a gain.
+      else if (this.mayRunDuties()) this.background(k, () => this.expire(id, checkId));
     } else {
       const reapAt = Math.max(check.criticalSince ?? now, rt.graceFrom) + this.dcaOf(check);
       if (now < reapAt) this.wheel.schedule(k, reapAt);
-      else this.background(k, () => this.reap(id, checkId));
+      else if (this.mayRunDuties()) this.background(k, () => this.reap(id, checkId));
     }
   }
 
@@ -298,6 +339,8 @@ export class Catalog implements Disposable {
       check.updatedAt = now;
       // Critical since the TTL ran out (not since this write, which may come a sweep later).
       check.criticalSince = rt.lastReport + check.ttlMs;
+      const store = this.dutyStore();
+      if (!store) return; // deposed while reading: the new leader decides
       rt.output = check.output;
       rt.updatedAt = now;
       inst.status = worstStatus(inst.checks.map((c) => c.status));
@@ -306,8 +349,14 @@ export class Catalog implements Disposable {
         { instance: id, service: inst.service, check: checkId },
         "health check TTL expired: critical",
       );
-      await this.writeIfUnchanged(kv, inst);
+      await this.writeIfUnchanged(kv, inst, store);
     });
+  }
+
+  /** The store for a duty write (fenced when gated), or undefined when no longer leader. */
+  private dutyStore(): Store | undefined {
+    if (!this.leader) return this.store;
+    return this.leader.isLeader() ? this.leader.dutyStore() : undefined;
   }
 
   private async reap(id: string, checkId: string): Promise<void> {
@@ -315,11 +364,13 @@ export class Catalog implements Disposable {
       if (check.status !== "critical") return;
       const now = this.clock.now();
       if (now < Math.max(check.criticalSince ?? now, rt.graceFrom) + this.dcaOf(check)) return;
+      const store = this.dutyStore();
+      if (!store) return;
       this.log?.info(
         { instance: id, service: inst.service, check: checkId },
         `instance critical for over ${formatDuration(this.dcaOf(check))}: deregistered`,
       );
-      const r = await this.store.txn({
+      const r = await store.txn({
         compare: [{ key: kv.key, target: "modRevision", op: "=", value: kv.modRevision }],
         success: [{ type: "delete", key: kv.key }],
       });
@@ -327,8 +378,12 @@ export class Catalog implements Disposable {
     });
   }
 
-  private async writeIfUnchanged(kv: KeyValue, inst: StoredInstance): Promise<number | undefined> {
-    const r = await this.store.txn({
+  private async writeIfUnchanged(
+    kv: KeyValue,
+    inst: StoredInstance,
+    store: Store = this.store,
+  ): Promise<number | undefined> {
+    const r = await store.txn({
       compare: [{ key: kv.key, target: "modRevision", op: "=", value: kv.modRevision }],
       success: [{ type: "put", key: kv.key, value: JSON.stringify(inst) }],
     });
@@ -589,6 +644,7 @@ export class Catalog implements Disposable {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    await this.leaderSub?.dispose();
     this.wheel.dispose();
     this.feed.dispose();
     await Promise.allSettled([...this.pending]);

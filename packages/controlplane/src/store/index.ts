@@ -10,6 +10,8 @@ export {
   openDataDir,
   readDataDirMarker,
 } from "./data-dir.js";
+// Types only: the etcd client (gRPC) is loaded on first use of an etcd:// spec (open-store.ts).
+export type { EtcdFence, EtcdStore, EtcdStoreOptions } from "./etcd.js";
 export { compareKeys, prefixEnd } from "./keys.js";
 export { MemoryStore, type MemoryStoreOptions } from "./memory.js";
 export { openStore, registeredStoreBackends, registerStoreBackend, storeParams } from "./open-store.js";

@@ -6,6 +6,7 @@
  *   memory | memory://                      in-memory, nothing persisted
  *   sqlite:///abs/path.db[?historyLimit=N]  one SQLite file
  *   /path/to/dir | ./dir                    a data dir (see data-dir.ts)
+ *   etcd://host:port[,host:port...][?...]   etcd (see etcd-url.ts for the options)
  *
  * Query parameters are the backend's typed config: each factory parses and
  * validates its own and refuses unknown ones.
@@ -50,11 +51,23 @@ export async function openStore(spec: string): Promise<Store> {
   }
   let url: URL;
   try {
-    url = new URL(trimmed);
+    url = new URL(hostListToParam(trimmed));
   } catch {
     throw weftError("WEFT_ERR_CONFIG_INVALID", { detail: `store spec "${trimmed}" is not a valid URL` });
   }
   return factory(url);
+}
+
+/**
+ * A host list ("etcd://h1:2379,h2:2379/...") is no valid URL authority: the
+ * URL keeps the first host and the whole list moves to a `hosts` parameter.
+ */
+function hostListToParam(spec: string): string {
+  const m = /^([a-z][a-z0-9+.-]+:\/\/)([^/?#@]*@)?([^/?#,]*)(,[^/?#]*)([^?#]*)(\?[^#]*)?$/i.exec(spec);
+  if (!m) return spec;
+  const [, scheme, userinfo = "", first = "", rest = "", path = "", query = ""] = m;
+  const hosts = `hosts=${encodeURIComponent(first + rest)}`;
+  return `${scheme}${userinfo}${first}${path}${query === "" ? "?" : `${query}&`}${hosts}`;
 }
 
 const historyLimit = z.coerce.number().int().positive().optional();
@@ -86,3 +99,6 @@ registerStoreBackend("sqlite", async (url) => {
   }
   return SqliteStore.open(decodeURIComponent(url.pathname), storeParams(url, { historyLimit }));
 });
+
+// Loaded on first use: embedded deployments never load the etcd client (gRPC).
+registerStoreBackend("etcd", async (url) => (await import("./etcd-url.js")).openEtcdUrl(url));

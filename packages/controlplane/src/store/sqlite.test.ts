@@ -193,7 +193,7 @@ describe("openStore", () => {
     const d = await openStore(join(freshDir(), "dd"));
     expect(d.backend).toBe("sqlite");
     await d.close();
-    expect(await codeOf(openStore("etcd://localhost:2379"))).toBe("WEFT_ERR_CONFIG_INVALID");
+    expect(await codeOf(openStore("zk://localhost:2181"))).toBe("WEFT_ERR_CONFIG_INVALID");
     expect(await codeOf(openStore("sqlite://relative.db"))).toBe("WEFT_ERR_CONFIG_INVALID");
     expect(await codeOf(openStore(`sqlite://${path}?bogus=1`))).toBe("WEFT_ERR_CONFIG_INVALID");
     expect(await codeOf(openStore("memory://?historyLimit=-3"))).toBe("WEFT_ERR_CONFIG_INVALID");
