@@ -1,7 +1,11 @@
 /**
  * `GET /v1/explain` (docs/api.md, `weft explain`): what the mesh would do
  * with one request from a service to another, computed from the live config
- * by the same code the sidecars run (the snapshot builder, `@weft/api/authz`).
+ * by the same code the sidecars run (the snapshot builder, `@weft/api/authz`,
+ * `@weft/api/routing`).
+ *
+ * Fields added after the first version (route, destination, a cluster's
+ * failover and servedBy) are optional: an older control plane omits them.
  *
  * Types only, zod-free: the CLI and the UI read them without loading schemas.
  */
@@ -10,10 +14,12 @@ import type {
   CircuitBreakerConfig,
   EndpointConfig,
   LbConfig,
+  RetriesConfig,
   SnapshotAction,
   SnapshotHttpMatch,
   SnapshotProtocol,
 } from "./snapshot.js";
+import type { FaultConfig, HeaderOpsConfig, MirrorConfig } from "./snapshot-routes.js";
 
 /** The request to explain. */
 export interface ExplainQuery {
@@ -25,7 +31,7 @@ export interface ExplainQuery {
   method?: string | undefined;
   /** The raw request target, query included; default "/". */
   path?: string | undefined;
-  /** Request headers, in order; repeated names are joined with "," as the proxy does. */
+  /** Request headers, in order; repeated names are joined with ", " as the proxy does. */
   headers?: ReadonlyArray<readonly [name: string, value: string]> | undefined;
 }
 
@@ -41,7 +47,7 @@ export interface ExplainRequest {
   method: string;
   /** As given. */
   target: string;
-  /** Lowercase names; repeated names joined with ",". */
+  /** Lowercase names; repeated names joined with ", ". */
   headers: Record<string, string>;
 }
 
@@ -116,6 +122,59 @@ export interface ExplainCluster {
   excluded: ExplainExcluded[];
   /** Things to know about this cluster ("no healthy instance: 503"). */
   notes: string[];
+  /** The Resolver's failover clusters, in order (a failover target has none of its own). */
+  failover?: string[];
+  /**
+   * The cluster that takes this one's traffic now, by the sidecar's rule
+   * (ClusterSet.resolve) on catalog health: itself while it has a healthy
+   * instance, else its first failover cluster that has one, else itself
+   * (503). Outlier ejections, kept by each proxy, are not seen here.
+   */
+  servedBy?: string;
+}
+
+/** One route of the destination's Route, as tried. */
+export interface ExplainRouteTried {
+  index: number;
+  name: string | null;
+  /** The route table's description: `route[1] "canary" (pathPrefix /api, header x-canary exact "1")`. */
+  description: string;
+  matched: boolean;
+}
+
+/** What the matched route does with the request. */
+export type ExplainRouteAction =
+  | {
+      kind: "forward";
+      cluster: string;
+      /** The destination's Split, when the route names no subset; null otherwise. */
+      splits: { cluster: string; weight: number }[] | null;
+      /** The path forwarded after the route's prefix rewrite (query kept); null: forwarded as sent. */
+      path: string | null;
+      hostRewrite: string | null;
+      /** The route's request timeout (retries included), overriding the cluster's; null: the cluster's. */
+      timeoutMs: number | null;
+      idleTimeoutMs: number | null;
+      /** The route's retry policy, overriding the cluster's; null: the cluster's. */
+      retries: RetriesConfig | null;
+      fault: FaultConfig | null;
+      mirror: MirrorConfig | null;
+      requestHeaders: HeaderOpsConfig | null;
+      responseHeaders: HeaderOpsConfig | null;
+    }
+  /** The calling sidecar answers the redirect itself: the request does not reach the destination. */
+  | { kind: "redirect"; status: number; location: string }
+  /** The calling sidecar answers itself. */
+  | { kind: "directResponse"; status: number };
+
+/** The destination's Route (HTTP listeners only), tried as the calling sidecar tries it. */
+export interface ExplainRoute {
+  /** The Route's routes in all. */
+  count: number;
+  /** Routes in order, up to and including the first that matched. Empty when the path is refused (400) first. */
+  tried: ExplainRouteTried[];
+  /** The first route that matched; null: none did, the listener's split or cluster takes the request. */
+  taken: (ExplainRouteTried & { action: ExplainRouteAction }) | null;
 }
 
 export interface ExplainListener {
@@ -138,8 +197,21 @@ export interface ExplainResponse {
   path: ExplainPath;
   decision: ExplainDecision;
   listener: ExplainListener;
-  /** The listener's default cluster first, then the split targets, each once. */
+  /** Null when the destination has no Route (or the listener is TCP). */
+  route?: ExplainRoute | null;
+  /**
+   * The service whose sidecars receive the request and authorize it (the
+   * decision above): `to`, unless a Resolver redirect, a route or failover
+   * sends the request to another service.
+   */
+  destination?: string;
+  /**
+   * The clusters the request can go to: the matched route's cluster and
+   * split targets, else the listener's default cluster and split targets
+   * (none for a redirect or direct response), each once; then their
+   * failover clusters.
+   */
   clusters: ExplainCluster[];
-  /** What is not implemented or not configured, keyed by topic: routes, failover, redirect, retries, source. */
+  /** What applies, keyed by topic: routes, failover, redirect, outlier, retries, authz, source. */
   notes: Record<string, string>;
 }

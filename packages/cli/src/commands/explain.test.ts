@@ -41,6 +41,46 @@ beforeAll(async () => {
       ],
     },
   ]);
+  await client.applyConfig([
+    { kind: "Intention", name: "shop", sources: [{ name: "web", action: "allow" }] },
+    {
+      kind: "Resolver",
+      name: "shop",
+      subsets: { v1: { meta: { version: "v1" } }, v2: { meta: { version: "v2" } } },
+      defaultSubset: "v1",
+      failover: { targets: [{ subset: "v2" }] },
+    },
+    {
+      kind: "Route",
+      name: "shop",
+      routes: [
+        {
+          name: "canary",
+          match: { headers: [{ name: "x-canary", exact: "1" }] },
+          destination: { subset: "v2", timeout: "2s" },
+        },
+        { name: "old", match: { pathExact: "/old" }, redirect: { path: "/new", statusCode: 301 } },
+      ],
+    },
+  ]);
+  // shop-1 (v1) has a TTL check never reported: critical, so shop.v1 fails over to shop.v2.
+  await client.registerInstance({
+    id: "shop-1",
+    service: "shop",
+    address: "127.0.0.1",
+    port: 2001,
+    meta: { version: "v1" },
+    checks: [{ ttl: "30s", name: "app" }],
+    proxy: { protocol: "http" },
+  });
+  await client.registerInstance({
+    id: "shop-2",
+    service: "shop",
+    address: "127.0.0.1",
+    port: 2002,
+    meta: { version: "v2" },
+    proxy: { protocol: "http" },
+  });
   await client.registerInstance({
     id: "api-1",
     service: "api",
@@ -78,7 +118,46 @@ describe("weft explain", () => {
     expect(r.out).toMatch(
       /cluster api\.v1 \(weight 75%\)[\s\S]*?candidates \(1\):\n {4}api-1 {2}127\.0\.0\.1:1001/,
     );
-    expect(r.out).toContain("routes: no Route resources take effect yet");
+    expect(r.out).toContain('routes: none (no Route "api")');
+    expect(r.out).toContain(
+      '  routes: no Route "api": every request goes to the split or the default cluster',
+    );
+  });
+
+  it("routes: each route tried with the one taken and its action; the cluster it names", async () => {
+    const r = await explain("--from", "web", "--to", "shop", "--path", "/a", "--header", "x-canary=1");
+    expect(r.code).toBe(EXIT.OK);
+    expect(r.out).toContain(
+      'routes (Route "shop": 2, first match wins):\n  => route[0] "canary" (header x-canary exact "1")\n     forward to shop.v2\n     request timeout 2s (the route\'s)\n',
+    );
+    expect(r.out).toMatch(/\ncluster shop\.v2\n {2}subset v2: meta version=v2\n/);
+    expect(r.out).not.toContain("\ncluster shop.v1");
+    expect(r.out).toContain("failover: these clusters have no failover clusters");
+
+    const old = await explain("--from", "web", "--to", "shop", "--path", "/old");
+    expect(old.out.split("\n")[0]).toBe(
+      'ANSWERED by the calling sidecar: 301 redirect to http://shop/new (route[1] "old" (pathExact /old))',
+    );
+    expect(old.out).toContain(
+      '  were the request to reach "shop": ALLOWED by intention "shop": source "web" allows\n',
+    );
+    expect(old.out).toContain(
+      '   - route[0] "canary" (header x-canary exact "1"): no match\n  => route[1] "old" (pathExact /old)\n     redirect: the calling sidecar answers 301, Location http://shop/new\n',
+    );
+    expect(old.out).not.toContain("\ncluster ");
+  });
+
+  it("failover: the default cluster lists its failover clusters and who serves its traffic now", async () => {
+    const r = await explain("--from", "web", "--to", "shop", "--path", "/a");
+    expect(r.code).toBe(EXIT.OK);
+    expect(r.out).toContain("  no route matched: the split or the default cluster takes the request");
+    expect(r.out).toMatch(
+      /\ncluster shop\.v1\n[\s\S]*?excluded, critical \(1\):\n {4}shop-1 [\s\S]*?\n {2}failover: shop\.v2\n {2}traffic now served by shop\.v2 \(failover\)\n/,
+    );
+    expect(r.out).toMatch(/\ncluster shop\.v2 \(failover of shop\.v1\)\n/);
+    expect(r.out).toContain(
+      "failover: cluster shop.v1 has no healthy instance: its traffic goes to shop.v2 (failover)",
+    );
   });
 
   it("a denied request exits 0 and names the reason", async () => {
@@ -104,7 +183,7 @@ describe("weft explain", () => {
     expect(r.code).toBe(EXIT.OK);
     const body = JSON.parse(r.out);
     expect(body.decision).toMatchObject({ allow: true, code: "intention-allow" });
-    expect(body.request.headers).toEqual({ "x-trace": "abc,def" });
+    expect(body.request.headers).toEqual({ "x-trace": "abc, def" });
     expect(body.listener.split.targets).toEqual([
       { cluster: "api.v1", weight: 75 },
       { cluster: "api.v2", weight: 25 },

@@ -2,11 +2,13 @@
  * `weft explain --from web --to api [--method M] [--path P] [--header k=v]`:
  * asks the control plane (`GET /v1/explain`) what the mesh would do with
  * that request and prints it, decision first, then the path, the listener
- * and split, each candidate cluster with its instances and timeouts, and
- * notes on what does not take effect yet. `--json` prints the API answer.
+ * and split, the destination's routes as tried and the one taken, each
+ * cluster the request can reach with its instances, timeouts, failover and
+ * the cluster serving its traffic now, and notes. `--json` prints the API
+ * answer as is.
  * A denied request is a successful explanation: exit 0.
  */
-import type { ExplainCluster, ExplainResponse } from "@weft/api";
+import type { ExplainCluster, ExplainResponse, ExplainRoute, ExplainRouteAction } from "@weft/api";
 import { WeftError } from "@weft/core";
 import type { Command } from "commander";
 import { type ClientFlags, clientFrom, withClientOptions } from "../client-options.js";
@@ -36,20 +38,36 @@ function ms(n: number | null): string {
 }
 
 function decisionLine(r: ExplainResponse): string {
+  const taken = r.route?.taken;
+  // A redirect or direct response is answered by the calling sidecar: the destination never decides.
+  if (taken?.action.kind === "redirect") {
+    return `ANSWERED by the calling sidecar: ${taken.action.status} redirect to ${taken.action.location} (${taken.description})`;
+  }
+  if (taken?.action.kind === "directResponse") {
+    return `ANSWERED by the calling sidecar: ${taken.action.status} (${taken.description})`;
+  }
+  return verdict(r);
+}
+
+function verdict(r: ExplainResponse): string {
   const d = r.decision;
   if (d.allow) return d.reason.startsWith("intention ") ? `ALLOWED by ${d.reason}` : `ALLOWED: ${d.reason}`;
   return `DENIED: ${d.reason} (the destination's proxy answers ${d.status ?? 403})`;
 }
 
-/** `weight`: the cluster's share of the split; undefined without a split; 0 when the split does not name it. */
-function clusterLines(c: ExplainCluster, weight: number | undefined): string[] {
-  const title =
-    weight === undefined
-      ? `cluster ${c.name}`
-      : weight === 0
-        ? `cluster ${c.name} (the default cluster: no traffic while the split applies)`
-        : `cluster ${c.name} (weight ${weight}%)`;
-  const out = [title];
+/** How a listed cluster gets traffic: by weight of a split, as the only target, or as a failover cluster. */
+type Role = { kind: "split"; weight: number } | { kind: "target" } | { kind: "failover"; of: string[] };
+
+function title(c: ExplainCluster, role: Role): string {
+  if (role.kind === "failover") return `cluster ${c.name} (failover of ${role.of.join(", ")})`;
+  if (role.kind === "target") return `cluster ${c.name}`;
+  return role.weight === 0
+    ? `cluster ${c.name} (the default cluster: no traffic while the split applies)`
+    : `cluster ${c.name} (weight ${role.weight}%)`;
+}
+
+function clusterLines(c: ExplainCluster, role: Role): string[] {
+  const out = [title(c, role)];
   if (c.subset !== null) {
     const f = c.subsetFilter;
     const what =
@@ -78,7 +96,72 @@ function clusterLines(c: ExplainCluster, weight: number | undefined): string[] {
       }
     }
   }
+  if (c.failover !== undefined && c.failover.length > 0) out.push(`  failover: ${c.failover.join(", ")}`);
+  if (c.servedBy !== undefined && c.servedBy !== c.name) {
+    out.push(`  traffic now served by ${c.servedBy} (failover)`);
+  }
   for (const n of c.notes) out.push(`  note: ${n}`);
+  return out;
+}
+
+function actionLines(a: ExplainRouteAction): string[] {
+  if (a.kind === "redirect")
+    return [`redirect: the calling sidecar answers ${a.status}, Location ${a.location}`];
+  if (a.kind === "directResponse") return [`direct response: the calling sidecar answers ${a.status}`];
+  const out = [
+    a.splits
+      ? `forward, split by weight: ${a.splits.map((t) => `${t.cluster} ${t.weight}%`).join(", ")}`
+      : `forward to ${a.cluster}`,
+  ];
+  if (a.path !== null) out.push(`path rewritten to ${a.path}`);
+  if (a.hostRewrite !== null) out.push(`host rewritten to ${a.hostRewrite}`);
+  if (a.timeoutMs !== null) out.push(`request timeout ${ms(a.timeoutMs)} (the route's)`);
+  if (a.idleTimeoutMs !== null) out.push(`idle timeout ${ms(a.idleTimeoutMs)} (the route's)`);
+  if (a.retries !== null) out.push(`retries (the route's): ${JSON.stringify(a.retries)}`);
+  if (a.fault !== null) out.push(`fault: ${JSON.stringify(a.fault)}`);
+  if (a.mirror !== null) out.push(`mirror ${a.mirror.percent}% to ${a.mirror.cluster} (responses ignored)`);
+  if (a.requestHeaders !== null) out.push(`request headers: ${JSON.stringify(a.requestHeaders)}`);
+  if (a.responseHeaders !== null) out.push(`response headers: ${JSON.stringify(a.responseHeaders)}`);
+  return out;
+}
+
+function routeLines(to: string, r: ExplainRoute | null | undefined): string[] {
+  if (r === undefined) return [];
+  if (r === null) return [`routes: none (no Route ${q(to)})`];
+  const out = [`routes (Route ${q(to)}: ${r.count}, first match wins):`];
+  if (r.tried.length === 0) out.push("  none tried: the calling sidecar refuses the path (400)");
+  for (const t of r.tried)
+    out.push(`  ${t.matched ? "=>" : " -"} ${t.description}${t.matched ? "" : ": no match"}`);
+  if (r.taken === null) {
+    if (r.tried.length > 0)
+      out.push("  no route matched: the split or the default cluster takes the request");
+  } else {
+    for (const l of actionLines(r.taken.action)) out.push(`     ${l}`);
+  }
+  return out;
+}
+
+/** Each listed cluster's role: a target of the route taken (else the listener), or a failover cluster. */
+function roles(r: ExplainResponse): Map<string, Role> {
+  const a = r.route?.taken?.action;
+  const forward = a?.kind === "forward" ? a : undefined;
+  const cluster = forward ? forward.cluster : r.listener.cluster;
+  const splits = forward ? forward.splits : (r.listener.split?.targets ?? null);
+  const out = new Map<string, Role>();
+  if (splits !== null && splits.length > 0) {
+    out.set(cluster, { kind: "split", weight: 0 });
+    for (const t of splits) {
+      const w = out.get(t.cluster);
+      out.set(t.cluster, { kind: "split", weight: (w?.kind === "split" ? w.weight : 0) + t.weight });
+    }
+  } else {
+    out.set(cluster, { kind: "target" });
+  }
+  for (const c of r.clusters) {
+    if (out.has(c.name)) continue;
+    const of = r.clusters.filter((x) => x.failover?.includes(c.name)).map((x) => x.name);
+    out.set(c.name, of.length > 0 ? { kind: "failover", of } : { kind: "target" });
+  }
   return out;
 }
 
@@ -98,10 +181,17 @@ export function formatExplain(r: ExplainResponse): string {
     lines.push(`path: refused: ${r.path.reason}`);
   }
   lines.push("");
-  lines.push("authorization:");
   lines.push(
-    `  ${d.level === "tcp" ? "per connection (TCP: method, path and headers are not seen)" : "per request (HTTP)"}; intention ${q(r.to)} ${d.intention ? "exists" : "does not exist"}; default policy ${d.defaultAction}`,
+    r.destination !== undefined && r.destination !== r.to
+      ? `authorization (by the sidecars of ${q(r.destination)}, which receive the request):`
+      : "authorization:",
   );
+  lines.push(
+    `  ${d.level === "tcp" ? "per connection (TCP: method, path and headers are not seen)" : "per request (HTTP)"}; intention ${q(r.destination ?? r.to)} ${d.intention ? "exists" : "does not exist"}; default policy ${d.defaultAction}`,
+  );
+  const answered =
+    r.route?.taken !== undefined && r.route?.taken !== null && r.route.taken.action.kind !== "forward";
+  if (answered) lines.push(`  were the request to reach ${q(r.destination ?? r.to)}: ${verdict(r)}`);
   for (const p of d.permissions ?? []) {
     const mark = d.rule.kind === "permission" && d.rule.index === p.index ? "=>" : p.matches ? " +" : " -";
     lines.push(
@@ -111,19 +201,22 @@ export function formatExplain(r: ExplainResponse): string {
   lines.push("");
   const l = r.listener;
   lines.push(`upstream listener ${l.service} (${l.protocol}): default cluster ${l.cluster}`);
-  const weights = new Map<string, number>();
   if (l.split) {
     lines.push(`  split (${l.split.choice}):`);
-    for (const t of l.split.targets) {
-      lines.push(`    ${t.cluster}  ${t.weight}%`);
-      weights.set(t.cluster, (weights.get(t.cluster) ?? 0) + t.weight);
-    }
+    for (const t of l.split.targets) lines.push(`    ${t.cluster}  ${t.weight}%`);
   } else {
-    lines.push("  no split: every request goes to the default cluster");
+    lines.push(
+      r.route
+        ? "  no split: requests no route takes go to the default cluster"
+        : "  no split: every request goes to the default cluster",
+    );
   }
+  const route = routeLines(r.to, r.route);
+  if (route.length > 0) lines.push("", ...route);
+  const role = roles(r);
   for (const c of r.clusters) {
     lines.push("");
-    lines.push(...clusterLines(c, l.split ? (weights.get(c.name) ?? 0) : undefined));
+    lines.push(...clusterLines(c, role.get(c.name) ?? { kind: "target" }));
   }
   lines.push("");
   lines.push("notes:");

@@ -342,9 +342,13 @@ describe("listener, split and clusters", () => {
       status: "critical",
       output: "GET /healthz: connection refused",
     });
-    expect(v2.notes.join()).toContain("no healthy instance");
-    expect(b.notes.routes).toContain("no Route resources take effect yet");
-    expect(b.notes.failover).toContain('Resolver "api" lists failover targets');
+    expect(v2.notes).toEqual(["no healthy instance: its traffic goes to api.v1 (failover)"]);
+    expect(v2).toMatchObject({ failover: ["api.v1"], servedBy: "api.v1" });
+    expect(b.route).toBeNull();
+    expect(b.notes.routes).toBe('no Route "api": every request goes to the split or the default cluster');
+    expect(b.notes.failover).toBe(
+      "cluster api.v2 has no healthy instance: its traffic goes to api.v1 (failover)",
+    );
     expect(b.notes.source).toContain('1 of 1 registered "web" instances declare "api"');
   });
 

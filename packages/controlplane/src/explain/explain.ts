@@ -5,30 +5,32 @@
  * Data flow: query (validated, 400s) -> the snapshot a proxy of `from` would
  * get with `to` as its upstream (build.ts, on a synthetic instance: the
  * answer does not depend on which replica asks, nor on whether its sidecar
- * declared the upstream) -> the destination's inbound authz (the snapshot of
- * a `to` instance) -> canonical path and decision through `@weft/api/authz`,
- * the code the sidecar runs -> listener, split and clusters read from the
- * snapshot, plus the critical instances the snapshot left out -> notes on
- * what does not take effect yet (routes, failover, redirect).
+ * declared the upstream) -> canonical path -> the destination's routes,
+ * tried through `@weft/api/routing` as the calling sidecar does (route.ts)
+ * -> the clusters the request can reach, their failover clusters and which
+ * one serves now (clusters.ts) -> the decision of the service that receives
+ * the request (the snapshot of one of its instances, `@weft/api/authz`, the
+ * code the sidecar runs) -> notes.
  *
- * Nothing here decides on its own: every verdict comes from the builder or
- * the authorizer, so an explanation cannot drift from what proxies do.
+ * Nothing here decides on its own: every verdict comes from the builder, the
+ * route table or the authorizer, so an explanation cannot drift from what
+ * proxies do. Resolver redirects are already applied by the builder
+ * (snapshot/cluster-refs.ts): the listener's cluster is the redirect's.
  */
 import {
   type AuthzSource,
-  type ClusterConfig,
   canonicalPath,
   compileAuthz,
   compileHttpMatch,
   EXPLAIN_LIMITS,
   type ExplainCluster,
   type ExplainDecision,
-  type ExplainExcluded,
   type ExplainPath,
   type ExplainPermission,
   type ExplainQuery,
   type ExplainRequest,
   type ExplainResponse,
+  type ExplainRoute,
   type HttpRequestFacts,
   type InboundAuthz,
   type Instance,
@@ -46,6 +48,8 @@ import type { Catalog } from "../catalog/catalog.js";
 import type { ConfigService } from "../config/config.js";
 import { tryBuildSnapshot } from "../snapshot/build.js";
 import { snapshotInputs } from "../snapshot/inputs.js";
+import { clustersToExplain, explainCluster, servedBy } from "./clusters.js";
+import { explainRoute } from "./route.js";
 
 /** What an explanation reads: the same sources ProxyStreams builds snapshots from. */
 export interface ExplainSources {
@@ -119,7 +123,8 @@ export function explain(src: ExplainSources, q: ExplainQuery): ExplainResponse {
   const headers: Record<string, string> = {};
   for (const [name, value] of q.headers ?? []) {
     const n = name.toLowerCase();
-    headers[n] = headers[n] === undefined ? value : `${headers[n]},${value}`;
+    // As the proxy reads a repeated header (dataplane joinHeader).
+    headers[n] = headers[n] === undefined ? value : `${headers[n]}, ${value}`;
   }
   const request: ExplainRequest = { method, target, headers };
 
@@ -127,21 +132,28 @@ export function explain(src: ExplainSources, q: ExplainQuery): ExplainResponse {
   const source = build(src, syntheticSource(from, to, fromInstances[0]), `a proxy of "${from}"`);
   const listener = source.upstreams[0] as UpstreamListener;
 
-  const toInstances = src.catalog.serviceInstances(to, "any");
-  const destInstance =
-    toInstances.find((i) => i.status === "passing") ??
-    toInstances[0] ??
-    syntheticInstance(to, listener.protocol, []);
-  const dest = build(src, destInstance, `a proxy of "${to}"`);
-
   const c = canonicalPath(target);
   const path: ExplainPath = c.ok
     ? { ok: true, path: c.path, query: c.query, changed: c.path + c.query !== target }
     : { ok: false, reason: c.reason };
-  const decision = decide(from, to, dest.inbound.authz, listener.protocol, request, c);
 
-  const clusterNames = [...new Set([listener.cluster, ...(listener.splits ?? []).map((t) => t.cluster)])];
-  const clusters = clusterNames.map((n) => explainCluster(src, source, n));
+  const routed = explainRoute(listener, request, c);
+  const clusters = clustersToExplain(source, routed.target).map((n) => explainCluster(src, source, n));
+
+  // The request is authorized by the sidecars that receive it: the service of
+  // the cluster serving its (first) target, which a redirect, route or
+  // failover may have made another service than `to`.
+  const t = routed.target ?? { cluster: listener.cluster, splits: undefined };
+  const taking = t.splits !== undefined && t.splits.length > 0 ? t.splits.map((x) => x.cluster) : [t.cluster];
+  const services = [...new Set(taking.map((n) => source.clusters[servedBy(source, n)]?.service ?? to))];
+  const destination = services[0] ?? to;
+  const destInstances = src.catalog.serviceInstances(destination, "any");
+  const destInstance =
+    destInstances.find((i) => i.status === "passing") ??
+    destInstances[0] ??
+    syntheticInstance(destination, listener.protocol, []);
+  const dest = build(src, destInstance, `a proxy of "${destination}"`);
+  const decision = decide(from, destination, dest.inbound.authz, listener.protocol, request, c);
 
   return {
     from,
@@ -164,8 +176,20 @@ export function explain(src: ExplainSources, q: ExplainQuery): ExplainResponse {
             }
           : null,
     },
+    route: routed.route,
+    destination,
     clusters,
-    notes: notes(src, from, to, fromInstances, clusters),
+    notes: notes(src, {
+      from,
+      to,
+      destination,
+      services,
+      fromInstances,
+      listener,
+      source,
+      route: routed.route,
+      clusters,
+    }),
   };
 }
 
@@ -215,11 +239,22 @@ function syntheticInstance(
   };
 }
 
-/** A proxy of `from` (like a registered one, if any) whose only upstream is `to`. */
+/**
+ * A proxy of `from` (like a registered one, if any) whose only upstream is
+ * `to`. Its datacenter and locality are the registered one's: they choose
+ * the clusters (another datacenter's instances, a locality failover's
+ * primary keeping the proxy's own zone).
+ */
 function syntheticSource(from: string, to: string, like: Instance | undefined): Instance {
   const upstreams = [{ service: to, localPort: SYNTHETIC_PORT }];
   const base = syntheticInstance(from, like?.proxy?.protocol ?? "http", upstreams);
-  return like ? { ...base, id: like.id, datacenter: like.datacenter } : base;
+  if (like === undefined) return base;
+  return {
+    ...base,
+    id: like.id,
+    datacenter: like.datacenter,
+    ...(like.locality !== undefined ? { locality: like.locality } : {}),
+  };
 }
 
 // ---------------------------------------------------------------- decision
@@ -282,92 +317,91 @@ function decide(
   return out;
 }
 
-// ---------------------------------------------------------------- clusters
-
-/** The subset rule of build.ts: every tag and every meta entry of the filter. */
-function inSubset(
-  i: Instance,
-  filter: { tags?: string[] | undefined; meta?: Record<string, string> | undefined },
-) {
-  for (const t of filter.tags ?? []) if (!i.tags.includes(t)) return false;
-  for (const [k, v] of Object.entries(filter.meta ?? {})) if (i.meta[k] !== v) return false;
-  return true;
-}
-
-function explainCluster(src: ExplainSources, s: ProxySnapshot, name: string): ExplainCluster {
-  const c = s.clusters[name] as ClusterConfig;
-  const resolver = src.config.parsed("Resolver", c.service) as Resolver | undefined;
-  const filter = c.subset === undefined ? undefined : resolver?.subsets[c.subset];
-  let subsetFilter: ExplainCluster["subsetFilter"] = null;
-  if (c.subset !== undefined) {
-    subsetFilter = filter
-      ? {
-          ...(filter.tags !== undefined ? { tags: filter.tags } : {}),
-          ...(filter.meta !== undefined ? { meta: filter.meta } : {}),
-        }
-      : "undefined-subset";
-  }
-  const excluded = src.catalog
-    .serviceInstances(c.service, "critical")
-    .filter((i) => c.subset === undefined || (filter !== undefined && inSubset(i, filter)))
-    .map(
-      (i): ExplainExcluded => ({
-        id: i.id,
-        address: i.address,
-        port: i.port,
-        status: "critical",
-        checks: i.checks.map((k) => ({ id: k.id, name: k.name, status: k.status, output: k.output })),
-      }),
-    );
-  const notes: string[] = [];
-  if (subsetFilter === "undefined-subset") {
-    notes.push(`Resolver "${c.service}" does not define subset "${c.subset}": it selects no instance`);
-  }
-  if (c.endpoints.length === 0) {
-    notes.push("no healthy instance: the proxy answers 503 (failover is not implemented yet)");
-  }
-  const retries = (c as ClusterConfig & { retries?: unknown }).retries;
-  return {
-    name: c.name,
-    service: c.service,
-    subset: c.subset ?? null,
-    subsetFilter,
-    protocol: c.protocol,
-    lb: c.lb,
-    connectTimeoutMs: c.connectTimeoutMs,
-    idleTimeoutMs: c.idleTimeoutMs,
-    requestTimeoutMs: c.requestTimeoutMs ?? null,
-    circuitBreaker: c.circuitBreaker,
-    retries: retries ?? null,
-    endpoints: c.endpoints,
-    excluded,
-    notes,
-  };
-}
-
 // ---------------------------------------------------------------- notes
 
-function notes(
-  src: ExplainSources,
-  from: string,
-  to: string,
-  fromInstances: readonly Instance[],
-  clusters: readonly ExplainCluster[],
-): Record<string, string> {
-  const out: Record<string, string> = {};
-  const route = src.config.parsed("Route", to) !== undefined;
-  out.routes = route
-    ? `Route "${to}" exists, but no Route resources take effect yet: every request goes to the split or the default cluster`
-    : "no Route resources take effect yet: every request goes to the split or the default cluster";
-  const resolver = src.config.parsed("Resolver", to) as Resolver | undefined;
-  out.failover = resolver?.failover
-    ? `Resolver "${to}" lists failover targets, but failover is not implemented yet: with no healthy candidate the request gets 503`
-    : "failover is not implemented yet (none configured): with no healthy candidate the request gets 503";
-  if (resolver?.redirect) {
-    out.redirect = `Resolver "${to}" has a redirect, which does not take effect yet: traffic stays on "${to}"`;
+interface NotesInput {
+  from: string;
+  to: string;
+  destination: string;
+  /** The services of the clusters serving the request's targets now (the destination first). */
+  services: readonly string[];
+  fromInstances: readonly Instance[];
+  listener: UpstreamListener;
+  source: ProxySnapshot;
+  route: ExplainRoute | null | undefined;
+  clusters: readonly ExplainCluster[];
+}
+
+function routeNote(src: ExplainSources, n: NotesInput): string {
+  const r = n.route;
+  if (r === null || r === undefined) {
+    if (n.listener.protocol === "tcp" && src.config.parsed("Route", n.to) !== undefined) {
+      return `Route "${n.to}" does not apply: the listener is TCP (routes are HTTP); every connection goes to the split or the default cluster`;
+    }
+    return `no Route "${n.to}": every request goes to the split or the default cluster`;
   }
-  if (clusters.every((c) => c.retries === null)) {
+  if (r.tried.length === 0) {
+    return "the path is refused by the calling sidecar (400) before any route is tried";
+  }
+  if (r.taken === null) {
+    return `none of the ${r.count} routes matched: the split or the default cluster takes the request`;
+  }
+  const a = r.taken.action;
+  const what =
+    a.kind === "forward"
+      ? `forwards to ${a.splits ? a.splits.map((t) => `${t.cluster} ${t.weight}%`).join(", ") : a.cluster}`
+      : a.kind === "redirect"
+        ? `the calling sidecar answers ${a.status} with Location ${a.location}: the request does not reach "${n.to}"`
+        : `the calling sidecar answers ${a.status} itself: the request does not reach "${n.to}"`;
+  return `${r.taken.description} matched (first match wins): ${what}`;
+}
+
+function failoverNote(src: ExplainSources, n: NotesInput): string {
+  const active = n.clusters.filter((c) => c.servedBy !== undefined && c.servedBy !== c.name);
+  if (active.length > 0) {
+    return active
+      .map((c) => `cluster ${c.name} has no healthy instance: its traffic goes to ${c.servedBy} (failover)`)
+      .join("; ");
+  }
+  const configured = n.clusters.filter((c) => (c.failover ?? []).length > 0);
+  if (configured.length === 0) {
+    const resolvers = [...new Set(n.clusters.map((c) => c.service))].filter(
+      (s) => (src.config.parsed("Resolver", s) as Resolver | undefined)?.failover !== undefined,
+    );
+    return resolvers.length === 0
+      ? "no failover configured (Resolver failover): a cluster with no healthy instance gets 503"
+      : `these clusters have no failover clusters (Resolver ${resolvers.map((s) => `"${s}"`).join(", ")} failover applies to other clusters; a failover target does not fail over further): one with no healthy instance gets 503`;
+  }
+  const dead = configured.filter((c) => c.endpoints.length === 0).map((c) => c.name);
+  const idle = `configured, idle: ${configured.map((c) => `${c.name} -> ${(c.failover ?? []).join(", ")}`).join("; ")}`;
+  return dead.length > 0
+    ? `${idle}; ${dead.join(", ")} and all their failover clusters have no healthy instance: 503`
+    : `${idle} (each has a healthy instance; traffic moves while it has none, and returns when it recovers)`;
+}
+
+function notes(src: ExplainSources, n: NotesInput): Record<string, string> {
+  const { from, to, fromInstances } = n;
+  const out: Record<string, string> = {};
+  out.routes = routeNote(src, n);
+  out.failover = failoverNote(src, n);
+  const resolver = src.config.parsed("Resolver", to) as Resolver | undefined;
+  if (resolver?.redirect) {
+    out.redirect = `calls to ${to} go to ${n.listener.cluster} (Resolver redirect)`;
+  }
+  const outlier = n.clusters.filter((c) => n.source.clusters[c.name]?.outlierDetection !== undefined);
+  out.outlier =
+    outlier.length > 0
+      ? `health here is the catalog's: outlier detection (${outlier.map((c) => c.name).join(", ")}) ejects instances inside each proxy, which is not visible here; a cluster whose instances are all ejected fails over too`
+      : "health here is the catalog's; outlier ejections, kept by each proxy, are not visible here (none configured for these clusters)";
+  if (n.clusters.length > 0 && n.clusters.every((c) => c.retries === null)) {
     out.retries = "no retry policy configured (ServiceDefaults.retries) for these clusters";
+  }
+  if (n.destination !== to) {
+    out.authz = `the request reaches "${n.destination}": its sidecars authorize it by Intention "${n.destination}"`;
+  }
+  if (n.services.length > 1) {
+    const others = n.services.slice(1).map((s) => `"${s}"`);
+    out.authz = `${out.authz ?? `the decision is that of "${n.destination}"`}; split targets of ${others.join(", ")} are authorized by their own Intentions`;
   }
   const declaring = fromInstances.filter((i) => i.proxy?.upstreams.some((u) => u.service === to)).length;
   out.source =
