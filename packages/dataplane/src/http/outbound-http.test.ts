@@ -389,6 +389,33 @@ describe("outbound failures", () => {
     await closed;
   });
 
+  it("a route's idle timeout: a silent upstream gets 504 UT, a slow but steady stream is not cut", async () => {
+    const { chain } = await chainTo(
+      (req, res) => {
+        if (req.url === "/silent") return; // never answers
+        // 8 chunks 100 ms apart: 700 ms in all, never 300 ms without a byte.
+        res.writeHead(200, { "content-type": "text/plain" });
+        let n = 0;
+        const tick = setInterval(() => {
+          res.write(`${n}`);
+          if (++n === 8) {
+            clearInterval(tick);
+            res.end();
+          }
+        }, 100);
+        res.once("close", () => clearInterval(tick));
+      },
+      { decision: { idleTimeoutMs: 300 } },
+    );
+    const silent = await httpRequest(chain.outboundPort, { path: "/silent" });
+    expect(silent.status).toBe(504);
+    expect(silent.body.toString()).toBe("upstream idle timeout");
+    expect(silent.headers[FLAGS_HEADER]).toBe("UT");
+    const steady = await httpRequest(chain.outboundPort, { path: "/steady" });
+    expect(steady.status).toBe(200);
+    expect(steady.body.toString()).toBe("01234567");
+  });
+
   it("a reset mid-response aborts the app's response instead of truncating it", async () => {
     const { chain } = await chainTo((_req, res) => {
       // Chunked: a proxy that ended the response cleanly here would make the truncation look complete.

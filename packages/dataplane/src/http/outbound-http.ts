@@ -427,6 +427,7 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
               }),
             {
               ...(deadline !== undefined ? { timeoutMs: deadline - performance.now() } : {}),
+              ...(d.idleTimeoutMs !== undefined ? { idleTimeoutMs: d.idleTimeoutMs } : {}),
               retryRefused: true,
               ...(policy !== undefined
                 ? {

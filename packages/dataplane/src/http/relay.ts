@@ -1,3 +1,4 @@
+import { performance } from "node:perf_hooks";
 import type { Readable } from "node:stream";
 import { Flag, FlagSet } from "./flags.js";
 import { bodilessStatus } from "./headers.js";
@@ -45,6 +46,12 @@ export interface RelayOptions {
    * the call is cancelled and the relay ends with "retry". Must not throw.
    */
   retry?: (failure: TryFailure) => boolean;
+  /**
+   * A route's idle timeout: no byte in either direction (request body,
+   * response head or body) for this long ends the exchange with 504 UT, or
+   * a reset once the head is out. Checked lazily: activity only stamps a time.
+   */
+  idleTimeoutMs?: number;
   /** Sees each request body chunk as it goes up (to keep a copy for a retry). */
   onBodyChunk?: (chunk: Buffer) => void;
   /** The request body ended completely (not by a reset), with these trailers. */
@@ -73,6 +80,7 @@ export function relay(
   open: (events: UpstreamEvents) => UpstreamCall,
   opts: RelayOptions = {},
 ): Promise<RelayOutcome> {
+  const idleMs = opts.idleTimeoutMs !== undefined && opts.idleTimeoutMs > 0 ? opts.idleTimeoutMs : undefined;
   return new Promise((resolve) => {
     const flags = new FlagSet();
     let status = 0;
@@ -82,6 +90,11 @@ export function relay(
     let responseBody: Readable | undefined;
     let timer: NodeJS.Timeout | undefined;
     let tryTimer: NodeJS.Timeout | undefined;
+    let idleTimer: NodeJS.Timeout | undefined;
+    let lastActivity = 0;
+    const stamp = (): void => {
+      lastActivity = performance.now();
+    };
     let call: UpstreamCall | undefined;
 
     const settle = (outcome: RelayOutcome): void => {
@@ -89,6 +102,7 @@ export function relay(
       settled = true;
       clearTimeout(timer);
       clearTimeout(tryTimer);
+      clearTimeout(idleTimer);
       const body = down.body;
       // "open-failed": nothing was read from the body, and the caller may try another upstream with it.
       if (outcome.kind !== "open-failed" && body !== undefined && !body.readableEnded) {
@@ -146,6 +160,10 @@ export function relay(
         }
         clearTimeout(tryTimer);
         responseBody = body;
+        if (idleMs !== undefined) {
+          stamp();
+          body.on("data", stamp);
+        }
         status = head.status;
         const bodiless = head.endStream || bodilessStatus(head.status, down.method);
         if (!down.respond(head.status, head.headers, bodiless)) {
@@ -217,6 +235,15 @@ export function relay(
         Math.max(0, opts.timeoutMs),
       );
     }
+    if (idleMs !== undefined) {
+      stamp();
+      const check = (): void => {
+        const quiet = performance.now() - lastActivity;
+        if (quiet >= idleMs) abort(504, "upstream idle timeout", Flag.UpstreamRequestTimeout);
+        else idleTimer = setTimeout(check, idleMs - quiet);
+      };
+      idleTimer = setTimeout(check, idleMs);
+    }
     if (opts.perTryTimeoutMs !== undefined && opts.perTryTimeoutMs > 0) {
       tryTimer = setTimeout(() => {
         if (retried({ kind: "per-try-timeout" }, "per-try timeout")) return;
@@ -233,6 +260,7 @@ export function relay(
     const limit = opts.maxRequestBodyBytes;
     body.on("data", (chunk: Buffer) => {
       requestBytes += chunk.length;
+      if (idleMs !== undefined) stamp();
       opts.onBodyChunk?.(chunk);
       if (limit !== undefined && requestBytes > limit) {
         abort(413, "request body too large", "");

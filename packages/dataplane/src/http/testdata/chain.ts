@@ -19,12 +19,14 @@ import { Http2PeerPool } from "../h2-peer-pool.js";
 import { createInboundHttp, type InboundHttp } from "../inbound-http.js";
 import { createOutboundHttp, type OutboundHttp } from "../outbound-http.js";
 import type {
+  ForwardDecision,
   HttpLimits,
   HttpProtocol,
   InboundAuthorize,
   InboundRequestEvent,
   OutboundRequestEvent,
   PickedEndpoint,
+  RouteDecision,
   UpstreamCluster,
 } from "../types.js";
 
@@ -87,6 +89,8 @@ export interface ClusterSpec {
 }
 
 export interface ChainOptions {
+  /** Route decision fields for every request (a route's timeouts, faults...): the outbound side gets a `route` callback. */
+  decision?: Omit<Partial<ForwardDecision>, "kind" | "cluster">;
   app: { port: number; protocol: HttpProtocol };
   /** What the app speaks to the outbound listener. Default: app.protocol. */
   outboundProtocol?: HttpProtocol;
@@ -194,8 +198,17 @@ export async function startChain(opts: ChainOptions): Promise<Chain> {
   };
   cluster = opts.noCluster ? undefined : makeCluster(opts.cluster ?? {});
 
+  const decision = opts.decision;
   const outbound = createOutboundHttp({
     cluster: () => cluster,
+    ...(decision
+      ? {
+          route: (): RouteDecision =>
+            cluster
+              ? { kind: "forward", cluster, ...decision }
+              : { kind: "refuse", status: 503, detail: "no route", flags: "NR" },
+        }
+      : {}),
     pool,
     logger,
     onRequest: (e) => outboundEvents.push(e),
