@@ -12,6 +12,15 @@
  *   GET /chunked        a few chunks without content-length
  *   GET /slow?ms=N      answers {slept: N} after N ms (default 1000); also /slow/N
  *   /public, /admin/x   200 with the path, any method
+ *   /inspect, /inspect/x any method: reads the body and answers
+ *                       {service, replica, method, url, host, headers, body}; query
+ *                       ?status=N answers N, ?delay=MS waits first, ?fail=P answers
+ *                       503 to P% of requests (seeded PRNG, SEED env)
+ *   GET /_log           what the app saw since the last /_reset: {seen (requests
+ *                       other than /healthz and /_*), shadow (of those, with a Host
+ *                       ending "-shadow" before any port), recent (the last 1,000:
+ *                       {method, url, host, body})}
+ *   POST /_reset        zeroes /_log
  *   upgrade             WebSocket echo (text and binary)
  */
 import { createHash } from "node:crypto";
@@ -22,6 +31,19 @@ import { CHUNK, patternChunk } from "./pattern.mjs";
 const name = process.env.NAME ?? "app";
 const replica = process.env.REPLICA ?? "0";
 let requests = 0;
+/** What /_log reports; /healthz and the /_ endpoints are not counted. */
+const log = { seen: 0, shadow: 0, recent: [] };
+const MAX_RECENT = 1_000;
+let seed = Number(process.env.SEED ?? "1") >>> 0;
+
+/** mulberry32: seeded, so a run's share of ?fail answers is repeatable. */
+function random() {
+  seed = (seed + 0x6d2b79f5) >>> 0;
+  let t = seed;
+  t = Math.imul(t ^ (t >>> 15), t | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+}
 const stats = { bigWritten: 0, sinkRead: 0 };
 const PAUSE_AFTER = 2 * 1024 * 1024;
 const PAUSE_MS = 3_000;
@@ -36,7 +58,44 @@ const server = createServer((req, res) => {
   requests++;
   const url = new URL(req.url ?? "/", "http://x");
   const path = url.pathname;
-  if (path === "/healthz") {
+  if (path !== "/healthz" && !path.startsWith("/_")) {
+    log.seen++;
+    if (/-shadow(:\d+)?$/.test(req.headers.host ?? "")) log.shadow++;
+  }
+  if (path === "/inspect" || path.startsWith("/inspect/")) {
+    const parts = [];
+    req.on("data", (c) => parts.push(c));
+    req.on("end", () => {
+      const body = Buffer.concat(parts).toString();
+      log.recent.push({ method: req.method, url: req.url, host: req.headers.host, body });
+      if (log.recent.length > MAX_RECENT) log.recent.shift();
+      const fail = Number(url.searchParams.get("fail") ?? "0");
+      const status =
+        fail > 0 && random() * 100 < fail ? 503 : Number(url.searchParams.get("status") ?? "200");
+      const answer = () =>
+        json(res, status, {
+          service: name,
+          replica,
+          method: req.method,
+          url: req.url,
+          host: req.headers.host,
+          headers: req.headers,
+          body,
+        });
+      const delay = Number(url.searchParams.get("delay") ?? "0");
+      if (delay > 0) {
+        const t = setTimeout(answer, delay);
+        res.on("close", () => clearTimeout(t));
+      } else answer();
+    });
+  } else if (path === "/_log") {
+    json(res, 200, log);
+  } else if (path === "/_reset" && req.method === "POST") {
+    log.seen = 0;
+    log.shadow = 0;
+    log.recent = [];
+    json(res, 200, { ok: true });
+  } else if (path === "/healthz") {
     res.end("ok\n");
   } else if (path === "/whoami") {
     json(res, 200, { service: name, replica, url: req.url, requests });

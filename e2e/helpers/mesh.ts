@@ -10,8 +10,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
+import { type Agent, request as httpRequest } from "node:http";
 import { join } from "node:path";
-import { http } from "./http.js";
+import { type HttpOptions, type HttpResult, http } from "./http.js";
 import { cleanEnv, cleanup, exited, killGroup, REPO, runWeft, tempDir, WEFT_BIN } from "./weft.js";
 
 export const APPS_DIR = join(REPO, "e2e/apps");
@@ -454,4 +455,135 @@ export async function startClientMesh(
 /** An Intention letting `source` call `service`. */
 export function allowFrom(service: string, source = "web"): Record<string, unknown> {
   return { kind: "Intention", name: service, sources: [{ name: source, action: "allow" }] };
+}
+
+// ---------------------------------------------------------------- routes
+
+/**
+ * `weft apply` of a Route for `service` (plus `extra` resources), then waits
+ * until the sidecar at `adminPort` has it: its listener for `service` carries
+ * routes with the same names in the same order (so name every route), and
+ * every cluster they forward or mirror to has an endpoint.
+ */
+export async function applyRoutes(
+  addr: string,
+  adminPort: number,
+  service: string,
+  routes: readonly Record<string, unknown>[],
+  extra: readonly Record<string, unknown>[] = [],
+): Promise<void> {
+  await applyResources(addr, [...extra, { kind: "Route", name: service, routes }]);
+  const want = JSON.stringify(routes.map((r) => r.name));
+  await waitFor(
+    async () => {
+      const s = (await adminJson(adminPort, "/config")).snapshot;
+      // biome-ignore lint/suspicious/noExplicitAny: the snapshot as JSON
+      const listener = s?.upstreams?.find((u: any) => u.service === service);
+      // biome-ignore lint/suspicious/noExplicitAny: the snapshot as JSON
+      const have: any[] = listener?.routes ?? [];
+      if (JSON.stringify(have.map((r) => r.name)) !== want) return false;
+      const clusters = have.flatMap((r) => [r.forward?.cluster, r.forward?.mirror?.cluster]);
+      return clusters.every((c) => c === undefined || (s.clusters?.[c]?.endpoints?.length ?? 0) > 0);
+    },
+    15_000,
+    { what: `Route ${service} ${want} in the sidecar's snapshot, with endpoints`, intervalMs: 50 },
+  );
+}
+
+/** Runs `fn(i)` for i in 0..n-1, `concurrency` at a time; results in order of i. */
+export async function concurrently<T>(
+  n: number,
+  fn: (i: number) => Promise<T>,
+  concurrency = 8,
+): Promise<T[]> {
+  const out: T[] = new Array(n);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, n) }, async () => {
+      while (next < n) {
+        const i = next++;
+        out[i] = await fn(i);
+      }
+    }),
+  );
+  return out;
+}
+
+/** What an http-app.mjs saw since its last reset (GET /_log). */
+export interface AppLog {
+  /** Requests other than /healthz and /_*. */
+  seen: number;
+  /** Of those, with a Host ending "-shadow" (before any port). */
+  shadow: number;
+  recent: { method: string; url: string; host: string; body: string }[];
+}
+
+export async function appLog(app: App): Promise<AppLog> {
+  return (await http(`http://127.0.0.1:${app.port}`, "/_log")).body as AppLog;
+}
+
+export async function resetAppLog(app: App): Promise<void> {
+  await http(`http://127.0.0.1:${app.port}`, "/_reset", { method: "POST" });
+}
+
+/** A sidecar's Prometheus text (GET /metrics on its admin port). */
+export async function proxyMetrics(adminPort: number): Promise<string> {
+  return (await http(`http://127.0.0.1:${adminPort}`, "/metrics", { timeoutMs: 5_000 })).text;
+}
+
+/**
+ * `http()` over `agent` (keep-alive, so a loop of requests does not pay a
+ * connection each): one request to 127.0.0.1:`port`. Rejects on a
+ * connection error or after `timeoutMs` (default 15 s).
+ */
+export function httpOn(
+  agent: Agent,
+  port: number,
+  path: string,
+  opts: HttpOptions = {},
+): Promise<HttpResult> {
+  const payload =
+    opts.body === undefined
+      ? undefined
+      : Buffer.isBuffer(opts.body)
+        ? opts.body
+        : Buffer.from(typeof opts.body === "string" ? opts.body : JSON.stringify(opts.body));
+  const headers: Record<string, string> = { accept: "application/json", ...opts.headers };
+  if (payload) {
+    headers["content-type"] = opts.contentType ?? "application/json";
+    headers["content-length"] = String(payload.length);
+  }
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({
+      host: "127.0.0.1",
+      port,
+      path,
+      method: opts.method ?? (payload ? "POST" : "GET"),
+      headers,
+      agent,
+    });
+    req.setTimeout(opts.timeoutMs ?? 15_000, () =>
+      req.destroy(
+        new Error(`${opts.method ?? "GET"} ${path}: no answer within ${opts.timeoutMs ?? 15_000} ms`),
+      ),
+    );
+    req.on("error", reject);
+    req.on("response", (res) => {
+      const receivedAt = Date.now();
+      const parts: Buffer[] = [];
+      res.on("data", (c: Buffer) => parts.push(c));
+      res.on("error", reject);
+      res.on("end", () => {
+        const text = Buffer.concat(parts).toString();
+        let body: unknown;
+        try {
+          body = text.length > 0 ? JSON.parse(text) : undefined;
+        } catch {
+          body = undefined;
+        }
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, body, receivedAt });
+      });
+    });
+    req.end(payload);
+  });
 }
