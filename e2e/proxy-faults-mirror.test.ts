@@ -271,13 +271,7 @@ describe("fault injection: delays", () => {
 });
 
 describe("response flags of complete exchanges", () => {
-  // BUG (outside this test's files: dataplane/src/http/downstream.ts h1Downstream
-  // + relay.ts): the client has every Content-Length byte and closes its
-  // connection before the peer's END_STREAM arrives, so res "close" fires
-  // before relay's complete() called down.end(); the gone handlers run and
-  // relay flags the finished 200 "DC" and cancels the upstream stream. About
-  // 1 in 7 of these requests is counted DC. Remove `.fails` once fixed.
-  it.fails("a response the client read whole is never flagged DC", async () => {
+  it("a response the client read whole is never flagged DC", async () => {
     await setRoutes([{ name: "plain", match: { pathPrefix: "/inspect" }, destination: {} }]);
     const N = 300;
     const { result: r, flagged: dc } = await countingFlags("DC", "api", N, () =>

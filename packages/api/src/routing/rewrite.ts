@@ -36,13 +36,9 @@ export function redirectLocation(r: RedirectConfig, match: RouteMatch, req: Redi
   const scheme = r.scheme ?? req.scheme;
   const own = splitAuthority(req.authority);
   const host = r.host ?? own.host;
-  // A scheme change drops the request's port (it belonged to the old scheme) unless one is set.
-  let port =
-    r.port !== undefined
-      ? String(r.port)
-      : r.scheme !== undefined && r.scheme !== req.scheme
-        ? undefined
-        : own.port;
+  // The request's port belonged to its host and scheme: a new host or scheme drops it unless one is set.
+  const keepPort = r.host === undefined && (r.scheme === undefined || r.scheme === req.scheme);
+  let port = r.port !== undefined ? String(r.port) : keepPort ? own.port : undefined;
   if ((scheme === "http" && port === "80") || (scheme === "https" && port === "443")) port = undefined;
   let path = req.path;
   if (r.path !== undefined) path = r.path;

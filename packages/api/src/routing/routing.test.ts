@@ -70,8 +70,9 @@ describe("redirectLocation", () => {
   const base = { scheme: "http" as const, authority: "shop:8080", path: "/old/a", query: "?x=1" };
   it("keeps what the redirect does not set", () => {
     expect(redirectLocation({ path: "/new", statusCode: 301 }, {}, base)).toBe("http://shop:8080/new?x=1");
-    expect(redirectLocation({ host: "other", statusCode: 302 }, {}, base)).toBe(
-      "http://other:8080/old/a?x=1",
+    expect(redirectLocation({ host: "other", statusCode: 302 }, {}, base)).toBe("http://other/old/a?x=1");
+    expect(redirectLocation({ host: "other", port: 8443, statusCode: 302 }, {}, base)).toBe(
+      "http://other:8443/old/a?x=1",
     );
   });
   it("drops the old port on a scheme change, and default ports", () => {

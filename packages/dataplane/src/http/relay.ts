@@ -92,6 +92,9 @@ export function relay(
     let tryTimer: NodeJS.Timeout | undefined;
     let idleTimer: NodeJS.Timeout | undefined;
     let lastActivity = 0;
+    /** The response's declared length, and what of it was relayed: a client leaving after all of it did not cut anything. */
+    let declaredLength: number | undefined;
+    let relayedBytes = 0;
     const stamp = (): void => {
       lastActivity = performance.now();
     };
@@ -172,7 +175,16 @@ export function relay(
           return;
         }
         if (bodiless) body.resume();
-        else body.pipe(down.sink, { end: false });
+        else {
+          const cl = head.headers["content-length"];
+          if (typeof cl === "string" && /^[0-9]{1,15}$/.test(cl)) {
+            declaredLength = Number(cl);
+            body.on("data", (c: Buffer) => {
+              relayedBytes += c.length;
+            });
+          }
+          body.pipe(down.sink, { end: false });
+        }
       },
       complete(trailers) {
         if (settled) return;
@@ -224,6 +236,13 @@ export function relay(
 
     down.onGone(() => {
       if (settled) return;
+      if (declaredLength !== undefined && relayedBytes >= declaredLength) {
+        // Every byte the response declared went out; the client closed before the upstream's end of
+        // stream arrived. Nothing was cut: a whole response, not DC.
+        call?.cancel();
+        settle({ kind: "done", status, flags });
+        return;
+      }
       flags.add(Flag.DownstreamConnectionTermination);
       call?.cancel();
       settle({ kind: "done", status, flags });

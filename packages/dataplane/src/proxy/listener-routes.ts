@@ -146,7 +146,8 @@ export function compileListenerRoutes(
           a.grpcStatus !== undefined ? { grpcStatus: a.grpcStatus } : { httpStatus: a.httpStatus ?? 503 };
       }
       if (f.mirror && draw(f.mirror.percent, random)) {
-        const m = clusters.resolve(f.mirror.cluster);
+        // The mirror cluster itself, never its failover: shadow traffic must not land on real clusters.
+        const m = clusters.get(f.mirror.cluster);
         if (m !== undefined && m.protocol !== "tcp") d.mirror = m as UpstreamCluster;
       }
       if (f.requestHeaders) reqOps.push(f.requestHeaders);
