@@ -163,3 +163,74 @@ describe("Resolver failover", () => {
     expect(await where()).toEqual({ d: 100 });
   });
 });
+
+describe("Resolver locality failover", () => {
+  let geoLocal: number;
+  const geoApps = new Map<string, App>();
+
+  beforeAll(async () => {
+    geoLocal = await freePort();
+    await applyResources(cp.addr, [
+      allowFrom("geo", "web2"),
+      {
+        kind: "Resolver",
+        name: "geo",
+        failover: { targets: [{ locality: { region: "eu" } }, { locality: { region: "us" } }] },
+      },
+    ]);
+    for (const [replica, locality] of [
+      ["g1", "eu/a"],
+      ["g2", "eu/b"],
+      ["g3", "us/x"],
+    ] as const) {
+      const app = await startApp("http-app.mjs", { env: { NAME: "geo", REPLICA: replica } });
+      geoApps.set(replica, app);
+      await startProxy({
+        service: "geo",
+        appPort: app.port,
+        protocol: "http",
+        health: { http: "/healthz" },
+        args: ["--locality", locality],
+        server: cp.addr,
+      });
+    }
+    const webApp = await startApp("http-app.mjs", { env: { NAME: "web2", REPLICA: "w2" } });
+    const web2 = await startProxy({
+      service: "web2",
+      appPort: webApp.port,
+      protocol: "http",
+      health: { http: "/healthz" },
+      upstreams: { geo: geoLocal },
+      args: ["--locality", "eu/a"],
+      server: cp.addr,
+    });
+    await waitFor(
+      async () => {
+        const snap = (await adminJson(web2.adminPort, "/config")).snapshot;
+        return snap?.clusters?.["geo~us"]?.endpoints?.length === 1;
+      },
+      15_000,
+      { what: "web2's locality clusters" },
+    );
+  }, 60_000);
+
+  async function geoReplicas(n = 50): Promise<Record<string, number>> {
+    const counts: Record<string, number> = {};
+    for (let i = 0; i < n; i++) {
+      const r = await http(`http://127.0.0.1:${geoLocal}`, "/whoami", { timeoutMs: 5_000 });
+      const key = r.status === 200 ? String(r.body?.replica) : `status ${r.status}`;
+      counts[key] = (counts[key] ?? 0) + 1;
+    }
+    return counts;
+  }
+
+  it("prefers the caller's own zone, then its region, then the next region", async () => {
+    expect(await geoReplicas()).toEqual({ g1: 50 });
+    await (geoApps.get("g1") as App).kill9();
+    await waitFor(async () => (await geoReplicas(5)).g2 === 5, 15_000, { what: "traffic on eu/b" });
+    expect(await geoReplicas()).toEqual({ g2: 50 });
+    await (geoApps.get("g2") as App).kill9();
+    await waitFor(async () => (await geoReplicas(5)).g3 === 5, 15_000, { what: "traffic on us" });
+    expect(await geoReplicas()).toEqual({ g3: 50 });
+  });
+});

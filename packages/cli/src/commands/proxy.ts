@@ -35,6 +35,7 @@ interface ProxyFlags {
   tag: string[];
   meta: string[];
   datacenter?: string;
+  locality?: string;
   instanceId?: string;
   certTtl?: string;
   drainTimeout: string;
@@ -136,6 +137,7 @@ export function registerProxyCommand(program: Command, io: Io): void {
     .option("--tag <tag>", "instance tag (repeatable)", collect, [])
     .option("--meta <key=value>", "instance metadata (repeatable; weight=N sets the LB weight)", collect, [])
     .option("--datacenter <name>", "datacenter of the instance")
+    .option("--locality <region[/zone]>", "locality of the instance (Resolver locality failover)")
     .option("--instance-id <id>", "instance id (default: <service>-<random>)")
     .option("--cert-ttl <duration>", "certificate lifetime to ask for (default: the mesh's)")
     .option("--drain-timeout <duration>", "how long SIGTERM waits for in-flight requests", "10s")
@@ -208,6 +210,7 @@ export function registerProxyCommand(program: Command, io: Io): void {
         tags: flags.tag,
         meta,
         ...(flags.datacenter ? { datacenter: flags.datacenter } : {}),
+        ...(flags.locality ? { locality: parseLocality(flags.locality) } : {}),
         ...(flags.instanceId ? { instanceId: flags.instanceId } : {}),
         ...(flags.certTtl ? { certTtl: flags.certTtl } : {}),
         logger,
@@ -237,4 +240,15 @@ export function registerProxyCommand(program: Command, io: Io): void {
       logger.info({}, "stopped");
       logger.flush();
     });
+}
+
+/** `region` or `region/zone`, as the catalog's locality; a bad one is a usage error naming the flag. */
+export function parseLocality(text: string): { region: string; zone?: string } {
+  const m = /^([A-Za-z0-9][A-Za-z0-9._-]{0,62})(?:\/([A-Za-z0-9][A-Za-z0-9._-]{0,62}))?$/.exec(text.trim());
+  if (!m) {
+    throw weftError("WEFT_ERR_USAGE", {
+      detail: `--locality "${text.slice(0, 64)}": expected region or region/zone (letters, digits, . _ -)`,
+    });
+  }
+  return m[2] !== undefined ? { region: m[1] as string, zone: m[2] } : { region: m[1] as string };
 }

@@ -63,6 +63,8 @@ export interface SidecarOptions {
   tags: string[];
   meta: Record<string, string>;
   datacenter?: string;
+  /** The instance's locality (Resolver locality failover prefers the caller's own). */
+  locality?: { region: string; zone?: string };
   instanceId?: string;
   /** Requested certificate lifetime (default: the mesh's leaf TTL). */
   certTtl?: string;
@@ -308,6 +310,7 @@ export class Sidecar {
       tags: o.tags,
       meta: o.meta,
       ...(o.datacenter ? { datacenter: o.datacenter } : {}),
+      ...(o.locality ? { locality: o.locality } : {}),
       checks: [
         {
           id: HEALTH_CHECK_ID,
