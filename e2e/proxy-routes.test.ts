@@ -290,9 +290,7 @@ describe("route actions", () => {
     );
     expect(pageCounts).toEqual({ "301 http://api/new-page?x=1": N });
     expect(
-      tree.every(
-        (r, i) => r.status === 308 && r.headers.location === `http://new.example/modern/a/${i}?q=2`,
-      ),
+      tree.every((r, i) => r.status === 308 && r.headers.location === `http://new.example/modern/a/${i}?q=2`),
     ).toBe(true);
     expect(await seenBy("a", "b")).toBe(0);
   }, 60_000);

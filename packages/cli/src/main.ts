@@ -13,6 +13,7 @@ import { registerCatalogCommands } from "./commands/catalog.js";
 import { registerConfigCommands } from "./commands/config.js";
 import { registerDownCommand } from "./commands/down.js";
 import { registerExplainCommand } from "./commands/explain.js";
+import { registerGatewayCommand } from "./commands/gateway.js";
 import { registerLogsCommand } from "./commands/logs.js";
 import { registerProxyCommand } from "./commands/proxy.js";
 import { registerPsCommand } from "./commands/ps.js";
@@ -53,6 +54,7 @@ export function buildProgram(io: Io): Command {
 
   registerServerCommand(program, io);
   registerProxyCommand(program, io);
+  registerGatewayCommand(program, io);
   registerConfigCommands(program, io);
   registerCatalogCommands(program, io);
   registerAclCommands(program, io);

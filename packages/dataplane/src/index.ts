@@ -1,3 +1,9 @@
+// With the HTTP engine, clusters, routes, config stream and admin server: the parts @weft/gateway assembles (issue #9).
+export { joinHeader, type RequestHead } from "./http/headers.js";
+export * from "./http/index.js";
+export { TokenBucket } from "./http/rate-limit.js";
+export { RetryBudget } from "./http/retry-budget.js";
+export { compileRetryPolicy, type RetryPolicy } from "./http/retry-policy.js";
 export { MAX_CHAIN_CERTS, MAX_PATH_CERTS } from "./identity/chain-path.js";
 export {
   clearSvidCache,
@@ -11,7 +17,12 @@ export {
 // The workload's own certificate, kept renewed: the MaterialSource the listeners below use.
 export * from "./identity/workload-identity.js";
 export type { DataplaneLogger } from "./logger.js";
+export { type AdminView, createAdminServer } from "./proxy/admin.js";
+export { ClusterSet, type LiveCluster } from "./proxy/clusters.js";
+export { ConfigStream, type ConfigStreamOptions } from "./proxy/config-stream.js";
+export { compileListenerRoutes, type ListenerRoutes } from "./proxy/listener-routes.js";
 export { type HostPort, Sidecar, type SidecarOptions } from "./proxy/sidecar.js";
+export { proxyOutboundTcp, type TcpEvent, type TcpOptions } from "./tcp/tcp-proxy.js";
 export { createMaterialSource, type SettableMaterialSource } from "./transport/material-source.js";
 export {
   connectMtls,
