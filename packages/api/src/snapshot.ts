@@ -276,6 +276,25 @@ export interface ClusterConfig {
   endpoints: EndpointConfig[];
 }
 
+/** Mesh.tracing: where spans go (OTLP/HTTP) and the share of new traces sampled (an incoming decision is honoured). */
+export interface TracingConfig {
+  endpoint: string;
+  /** 0..1. */
+  sampling: number;
+}
+
+/**
+ * Access logs of this proxy (both directions): the proxy's ServiceDefaults.accessLogs, else the
+ * Mesh's. Absent: the defaults, enabled with every request logged (ACCESS_LOG_DEFAULTS).
+ */
+export interface AccessLogConfig {
+  enabled: boolean;
+  /** Share of requests (and TCP connections) logged, 0..1. */
+  sampling: number;
+}
+
+export const ACCESS_LOG_DEFAULTS: Readonly<AccessLogConfig> = Object.freeze({ enabled: true, sampling: 1 });
+
 export interface ProxySnapshot {
   format: typeof SNAPSHOT_FORMAT;
   /** A digest of everything below: equal versions mean equal content. */
@@ -290,6 +309,10 @@ export interface ProxySnapshot {
   inbound: InboundConfig;
   upstreams: UpstreamListener[];
   clusters: Record<string, ClusterConfig>;
+  /** Present only when the Mesh sets tracing: no tracing work and no header change without it. */
+  tracing?: TracingConfig;
+  /** Present only when it differs from ACCESS_LOG_DEFAULTS. */
+  accessLog?: AccessLogConfig;
 }
 
 /** Lines of the proxy stream (NDJSON). */
@@ -495,6 +518,25 @@ function checkFailover(key: string, c: Obj, hasCluster: (n: string) => boolean):
   });
 }
 
+function ratio(v: unknown, p: string): void {
+  if (typeof v !== "number" || !(v >= 0 && v <= 1)) fail(p, "expected a number in 0..1");
+}
+
+function checkTracing(v: unknown): void {
+  const t = obj(v, "tracing");
+  const endpoint = str(t.endpoint, "tracing.endpoint");
+  let url: URL | undefined;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    url = undefined;
+  }
+  if (url === undefined || (url.protocol !== "http:" && url.protocol !== "https:")) {
+    fail("tracing.endpoint", "expected an http(s) URL");
+  }
+  ratio(t.sampling, "tracing.sampling");
+}
+
 /**
  * Structural and semantic check of a snapshot (no schema library): every
  * field the proxy reads has the right type and bounds, every listener points
@@ -542,6 +584,12 @@ export function checkSnapshot(v: unknown): SnapshotCheck {
       }
     });
     for (const k of keys) checkFailover(k, clusters[k] as Obj, hasCluster);
+    if (s.tracing !== undefined) checkTracing(s.tracing);
+    if (s.accessLog !== undefined) {
+      const a = obj(s.accessLog, "accessLog");
+      if (typeof a.enabled !== "boolean") fail("accessLog.enabled", "expected a boolean");
+      ratio(a.sampling, "accessLog.sampling");
+    }
     return { ok: true, snapshot: v as ProxySnapshot };
   } catch (e) {
     if (e instanceof Invalid) return { ok: false, error: e.message };

@@ -3,10 +3,13 @@
  * parsed and checked here (exit 2 on a bad one, before anything starts);
  * the sidecar itself is @weft/dataplane, loaded only for this command.
  * Logs are JSON lines (pino) on stderr; "weft proxy ready" with the bound
- * ports goes to stdout once it serves, for supervisors and tests.
+ * ports goes to stdout once it serves, for supervisors and tests. Access
+ * logs go where --access-log says (stdout or a file; none without it).
  * SIGTERM/SIGINT drain gracefully; a second signal exits at once.
  */
 
+import { closeSync, mkdirSync, openSync } from "node:fs";
+import { dirname } from "node:path";
 import { parseDuration, weftError } from "@weft/core";
 import type { Command } from "commander";
 import { Option } from "commander";
@@ -42,6 +45,7 @@ interface ProxyFlags {
   server: string;
   token?: string;
   logLevel: string;
+  accessLog?: string;
 }
 
 function usage(detail: string): never {
@@ -90,6 +94,19 @@ export function parseUpstreams(values: string[]): { service: string; localPort: 
     seenServices.add(service);
     return { service, localPort };
   });
+}
+
+/** fd 1 for "stdout" / "-", else a file opened now (append), so a path that cannot be written is a usage error. */
+function accessLogDestination(v: string): number | string {
+  if (v === "stdout" || v === "-") return 1;
+  if (v === "") usage('--access-log "": expected "stdout" or a file path');
+  try {
+    mkdirSync(dirname(v), { recursive: true });
+    closeSync(openSync(v, "a"));
+  } catch (e) {
+    usage(`--access-log "${v}": cannot write: ${(e as Error).message}`);
+  }
+  return v;
 }
 
 function parseMeta(values: string[]): Record<string, string> {
@@ -145,6 +162,10 @@ export function registerProxyCommand(program: Command, io: Io): void {
       new Option("--server <addr>", "control plane address").env("WEFT_ADDR").default("127.0.0.1:7400"),
     )
     .addOption(new Option("--token <secret>", "ACL token (needs service:<name>:write)").env("WEFT_TOKEN"))
+    .option(
+      "--access-log <dest>",
+      'write access logs (JSON lines) to "stdout" or a file; the mesh config turns them on/off per service',
+    )
     .addOption(
       new Option("--log-level <level>", "log level")
         .choices(["debug", "info", "warn", "error"])
@@ -184,6 +205,7 @@ export function registerProxyCommand(program: Command, io: Io): void {
       const drainTimeoutMs = durationMs("--drain-timeout", flags.drainTimeout, 0);
       if (flags.certTtl !== undefined) durationMs("--cert-ttl", flags.certTtl, 1000);
       const meta = parseMeta(flags.meta);
+      const accessLogDest = flags.accessLog === undefined ? undefined : accessLogDestination(flags.accessLog);
 
       const [{ WeftClient }, { Sidecar }, { pino }] = await Promise.all([
         import("@weft/api/client"),
@@ -194,6 +216,14 @@ export function registerProxyCommand(program: Command, io: Io): void {
         { name: "weft-proxy", level: flags.logLevel, base: { service: flags.service } },
         pino.destination({ dest: 2, sync: false }),
       );
+      // Its own asynchronous destination: a slow disk or reader never holds up a request.
+      let accessLog: ReturnType<typeof pino> | undefined;
+      if (accessLogDest !== undefined) {
+        const dest = pino.destination({ dest: accessLogDest, sync: false, mkdir: true });
+        // A write error (disk full) costs log lines, never the proxy.
+        dest.on("error", (e: Error) => logger.warn({ err: e.message }, "access log write failed"));
+        accessLog = pino({ base: null, level: "info", timestamp: pino.stdTimeFunctions.isoTime }, dest);
+      }
       const client = new WeftClient({ addr: flags.server, token: resolveToken(flags.token, io.cwd) });
       const sidecar = new Sidecar({
         client,
@@ -214,6 +244,7 @@ export function registerProxyCommand(program: Command, io: Io): void {
         ...(flags.instanceId ? { instanceId: flags.instanceId } : {}),
         ...(flags.certTtl ? { certTtl: flags.certTtl } : {}),
         logger,
+        ...(accessLog !== undefined ? { accessLog } : {}),
         drainTimeoutMs,
       });
 
@@ -239,6 +270,7 @@ export function registerProxyCommand(program: Command, io: Io): void {
       await sidecar.stop();
       logger.info({}, "stopped");
       logger.flush();
+      accessLog?.flush();
     });
 }
 

@@ -130,6 +130,7 @@ function inputsFrom(
     resolver: (s) => res.resolvers.get(s),
     split: (s) => res.splits.get(s),
     route: (s) => res.routes.get(s),
+    gateway: () => undefined,
     instances: (s) => (Object.hasOwn(instances, s) ? (instances[s] as Instance[]) : []),
   };
 }
@@ -170,6 +171,9 @@ describe("buildSnapshot golden files", () => {
         "service-defaults-rate-limit",
         "service-defaults-retries",
         "service-defaults-outlier",
+        "mesh-tracing",
+        "access-logs-service-defaults",
+        "access-logs-mesh-off",
       ]),
     );
   });
@@ -422,6 +426,7 @@ describe("deps", () => {
     expect(deps).toEqual({
       services: ["api", "db", "web"],
       config: [
+        "Gateway/web",
         "Intention/web",
         "Mesh/mesh",
         "Resolver/api",
@@ -448,7 +453,8 @@ describe("deps", () => {
     const { deps } = buildSnapshot(loadCase("no-upstreams-default-deny").inputs);
     expect(deps).toEqual({
       services: ["billing"],
-      config: ["Intention/billing", "Mesh/mesh", "ServiceDefaults/billing"],
+      // Gateway/billing: a proxy named like a Gateway resource is that gateway (its route subsets).
+      config: ["Gateway/billing", "Intention/billing", "Mesh/mesh", "ServiceDefaults/billing"],
     });
   });
 

@@ -19,6 +19,8 @@
 
 import { createHash } from "node:crypto";
 import {
+  ACCESS_LOG_DEFAULTS,
+  type AccessLogConfig,
   type AuthzPermission,
   type AuthzSource,
   CIRCUIT_BREAKER_DEFAULTS,
@@ -26,6 +28,7 @@ import {
   type ClusterConfig,
   checkSnapshot,
   type EndpointConfig,
+  type Gateway,
   type HashPolicy,
   type InboundConfig,
   type InboundRateLimit,
@@ -65,6 +68,8 @@ export interface SnapshotInputs {
   resolver(service: string): Resolver | undefined;
   split(service: string): Split | undefined;
   route(service: string): Route | undefined;
+  /** The Gateway resource named like the proxy's service, when the proxy is that gateway. */
+  gateway(name: string): Gateway | undefined;
   /** All instances of a service, any health status. Must not be mutated by the callee (it is not). */
   instances(service: string): readonly Instance[];
 }
@@ -126,6 +131,10 @@ export function tryBuildSnapshot(inputs: SnapshotInputs): SnapshotBuild {
     if (route) listener.routes = routesConfig(route.routes, u.service, reader, refs);
     return listener;
   });
+  // An ingress gateway routes to subsets by name: their clusters must be in its snapshot too.
+  for (const l of reader.gateway(instance.service)?.listeners ?? []) {
+    for (const rt of l.routes) if (rt.subset !== undefined) refs.add(rt.service, rt.subset);
+  }
   refs.expandFailover();
   const clusters = refs
     .sorted()
@@ -143,6 +152,11 @@ export function tryBuildSnapshot(inputs: SnapshotInputs): SnapshotBuild {
     upstreams,
     // fromEntries defines own properties: a hostile "__proto__" stays a key and fails the check.
     clusters: Object.fromEntries(clusters.map((c) => [c.name, c])),
+    // Only when set (tracing) or not the defaults (access logs): other snapshots keep their bytes.
+    ...(mesh.tracing !== undefined
+      ? { tracing: { endpoint: mesh.tracing.endpoint, sampling: mesh.tracing.sampling } }
+      : {}),
+    ...accessLogField(reader.serviceDefaults(instance.service), mesh),
   };
   const deps = reader.deps(instance.service);
   const refuse = (why: string, cause?: unknown): SnapshotBuild => ({
@@ -177,6 +191,16 @@ export function tryBuildSnapshot(inputs: SnapshotInputs): SnapshotBuild {
 export function snapshotVersion(content: Content): string {
   const { version: _ignored, ...rest } = content as Content & { version?: unknown };
   return createHash("sha256").update(stableJson(rest)).digest("hex").slice(0, 16);
+}
+
+// ---------------------------------------------------------------- observability
+
+/** The proxy's own ServiceDefaults.accessLogs, else the Mesh's; emitted only when not ACCESS_LOG_DEFAULTS. */
+function accessLogField(sd: ServiceDefaults | undefined, mesh: Mesh): { accessLog?: AccessLogConfig } {
+  // A Mesh built without the schema (tests, an older store) may lack the section: the defaults apply.
+  const a = sd?.accessLogs ?? mesh.accessLogs ?? ACCESS_LOG_DEFAULTS;
+  if (a.enabled === ACCESS_LOG_DEFAULTS.enabled && a.sampling === ACCESS_LOG_DEFAULTS.sampling) return {};
+  return { accessLog: { enabled: a.enabled, sampling: a.sampling } };
 }
 
 // ---------------------------------------------------------------- inbound

@@ -23,6 +23,7 @@ export function snapshotInputs(src: SnapshotSources, instance: Instance, mesh: M
     resolver: (svc) => config.parsed("Resolver", svc) as never,
     split: (svc) => config.parsed("Split", svc) as never,
     route: (svc) => config.parsed("Route", svc) as never,
+    gateway: (name) => config.parsed("Gateway", name) as never,
     instances: (svc) => catalog.serviceInstances(svc, "any"),
   };
 }

@@ -4,6 +4,7 @@
  * `deps` are exactly what its result depends on.
  */
 import {
+  type Gateway,
   type Instance,
   type Intention,
   MESH_NAME,
@@ -21,6 +22,7 @@ export class RecordingReader {
   private readonly resolvers = new Map<string, Resolver | undefined>();
   private readonly splits = new Map<string, Split | undefined>();
   private readonly routes = new Map<string, Route | undefined>();
+  private readonly gateways = new Map<string, Gateway | undefined>();
   private readonly instanceLists = new Map<string, readonly Instance[]>();
 
   constructor(private readonly inputs: SnapshotInputs) {}
@@ -45,6 +47,10 @@ export class RecordingReader {
     return memo(this.routes, service, () => this.inputs.route(service));
   }
 
+  gateway(name: string): Gateway | undefined {
+    return memo(this.gateways, name, () => this.inputs.gateway(name));
+  }
+
   instances(service: string): readonly Instance[] {
     return memo(this.instanceLists, service, () => this.inputs.instances(service));
   }
@@ -57,6 +63,7 @@ export class RecordingReader {
       ...[...this.resolvers.keys()].map((s) => `Resolver/${s}`),
       ...[...this.splits.keys()].map((s) => `Split/${s}`),
       ...[...this.routes.keys()].map((s) => `Route/${s}`),
+      ...[...this.gateways.keys()].map((s) => `Gateway/${s}`),
     ];
     return {
       services: sorted(new Set([ownService, ...this.instanceLists.keys()])),

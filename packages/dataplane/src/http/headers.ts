@@ -71,17 +71,20 @@ export interface CleanOptions {
  * (the one value HTTP/2 allows, which gRPC needs).
  */
 export function endToEnd(headers: IncomingHeaders, opts: CleanOptions): HeaderMap {
-  const nominated = new Set(tokens(headers.connection));
+  // Per request, on the hot path: no Set unless a Connection field nominates something, no entry arrays.
+  const connection = headers.connection;
+  const nominated = connection === undefined ? undefined : tokens(connection);
   const out: HeaderMap = {};
-  for (const [rawName, value] of Object.entries(headers)) {
+  for (const rawName in headers) {
+    const value = headers[rawName];
     if (value === undefined) continue;
     const name = rawName.toLowerCase();
-    if (name.startsWith(":")) continue;
+    if (name.charCodeAt(0) === 0x3a /* ":" */) continue;
     if (name === "te") {
       if (tokens(value).some((t) => t === "trailers" || t.startsWith("trailers;"))) out.te = "trailers";
       continue;
     }
-    if (HOP_BY_HOP.has(name) || nominated.has(name)) continue;
+    if (HOP_BY_HOP.has(name) || nominated?.includes(name)) continue;
     if (opts.stripInternal && isInternalHeader(name)) continue;
     if (opts.drop?.has(name)) continue;
     out[name] = Array.isArray(value) ? [...value] : value;
@@ -197,6 +200,9 @@ export function h1RequestHead(
   return { ok: true, head: { method, path: target.path, authority, headers } };
 }
 
+/** `host` is folded into the authority. */
+const H2_REQUEST_DROP: ReadonlySet<string> = new Set(["host"]);
+
 /**
  * An HTTP/2 request (as nghttp2 accepted it). `:authority` wins over `host`
  * (RFC 9113 §8.3.1). CONNECT, extended CONNECT (`:protocol`) and a missing
@@ -217,7 +223,7 @@ export function h2RequestHead(headers: IncomingHeaders, opts: { stripInternal: b
   if (authority !== undefined && !validAuthority(authority)) {
     return { ok: false, status: 400, reason: "invalid :authority" };
   }
-  const clean = endToEnd(headers, { stripInternal: opts.stripInternal, drop: new Set(["host"]) });
+  const clean = endToEnd(headers, { stripInternal: opts.stripInternal, drop: H2_REQUEST_DROP });
   return { ok: true, head: { method, path, authority, headers: clean } };
 }
 
@@ -235,6 +241,67 @@ export function toH2RequestHeaders(head: RequestHead, fallbackAuthority: string)
 /** Response fields to relay: no pseudo-headers, nothing connection-specific. */
 export function responseHeaders(headers: IncomingHeaders, opts: { stripInternal: boolean }): HeaderMap {
   return endToEnd(headers, opts);
+}
+
+/** Fields node:http keeps the first of when repeated (IncomingMessage.headers); the rest are joined. */
+const FIRST_WINS: ReadonlySet<string> = new Set([
+  "age",
+  "authorization",
+  "content-length",
+  "content-type",
+  "etag",
+  "expires",
+  "from",
+  "host",
+  "if-modified-since",
+  "if-unmodified-since",
+  "last-modified",
+  "location",
+  "max-forwards",
+  "proxy-authorization",
+  "referer",
+  "retry-after",
+  "server",
+  "user-agent",
+]);
+
+/**
+ * `responseHeaders` from a raw name/value list (undici's: Buffers, read as
+ * latin1 like node:http does), in one pass with no intermediate map. Repeats
+ * follow node:http's IncomingMessage.headers, so both HTTP/1.1 clients give
+ * the same result: set-cookie a list, cookie joined with "; ", FIRST_WINS
+ * fields keep the first value, the rest joined with ", ".
+ */
+export function rawResponseHeaders(
+  raw: readonly (Buffer | string)[],
+  opts: { stripInternal: boolean },
+): HeaderMap {
+  const out: HeaderMap = {};
+  let nominated: string | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const n = raw[i] as Buffer | string;
+    const v = raw[i + 1] as Buffer | string;
+    const name = (typeof n === "string" ? n : n.toString("latin1")).toLowerCase();
+    const value = typeof v === "string" ? v : v.toString("latin1");
+    if (name === "connection") {
+      nominated = nominated === undefined ? value : `${nominated}, ${value}`;
+      continue;
+    }
+    if (name === "te") {
+      if (tokens(value).some((t) => t === "trailers" || t.startsWith("trailers;"))) out.te = "trailers";
+      continue;
+    }
+    if (HOP_BY_HOP.has(name) || (opts.stripInternal && isInternalHeader(name))) continue;
+    const prev = out[name];
+    if (prev === undefined) out[name] = name === "set-cookie" ? [value] : value;
+    else if (typeof prev !== "string") prev.push(value);
+    else if (!FIRST_WINS.has(name)) out[name] = `${prev}${name === "cookie" ? "; " : ", "}${value}`;
+  }
+  // Apps say "Connection: keep-alive" on nearly every response: it nominates no field.
+  if (nominated !== undefined && nominated !== "keep-alive" && nominated !== "close") {
+    for (const t of tokens(nominated)) delete out[t];
+  }
+  return out;
 }
 
 /** The header value as a single string, for authorization and hashing. */

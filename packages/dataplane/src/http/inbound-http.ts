@@ -58,6 +58,16 @@ export interface InboundHttpOptions {
   maxRequestBodyBytes?: number;
   logger?: DataplaneLogger;
   onRequest?: (e: InboundRequestEvent) => void;
+  /**
+   * Called once per request whose head parsed, before authorization (tracing, access logs). It may
+   * change `head.headers` in place (forwarded to the app); `upgrade`: a protocol upgrade, forwarded
+   * with its original fields. Must not throw.
+   */
+  onRequestStart?: (
+    head: RequestHead,
+    peer: InboundPeer,
+    upgrade: boolean,
+  ) => InboundRequestObserver | undefined;
   limits?: Partial<HttpLimits>;
   /** Connecting to the app (upgrades); default 5 s. */
   appConnectTimeoutMs?: number;
@@ -77,6 +87,17 @@ export interface InboundHttp {
   inFlight(): number;
 }
 
+/** What `onRequestStart` returned for one request: told its event once, just before `onRequest`. */
+export interface InboundRequestObserver {
+  end(e: InboundRequestEvent): void;
+}
+
+/** A verified peer, with what every request from it carries (made once per connection). */
+interface KnownPeer extends InboundPeer {
+  /** Our x-forwarded-client-cert for its requests. */
+  xfcc: string;
+}
+
 const noop = (): void => {};
 const FORWARDED_PROTO = "x-forwarded-proto";
 /** node:http's errors for a request it refuses to write (a value or target that would break framing). */
@@ -91,23 +112,41 @@ export function createInboundHttp(opts: InboundHttpOptions): InboundHttp {
   const tracker = new DrainTracker();
   const logger = opts.logger;
   const app = createAppClient(opts.app, logger);
-  const sessionPeers = new WeakMap<ServerHttp2Session, InboundPeer>();
-  const socketPeers = new WeakMap<Duplex, InboundPeer>();
+  const sessionPeers = new WeakMap<ServerHttp2Session, KnownPeer>();
+  const socketPeers = new WeakMap<Duplex, KnownPeer>();
   /** The peer of the connection being handed to the HTTP/2 server (its "session" event is synchronous). */
-  let handing: InboundPeer | undefined;
+  let handing: KnownPeer | undefined;
 
-  const xfcc = (peer: InboundPeer): string => `By=${opts.selfSpiffeId};URI=${peer.spiffeId}`;
-
-  const report = (peer: InboundPeer, started: number, status: number, flags: FlagSet): void => {
+  const report = (
+    peer: InboundPeer,
+    started: number,
+    status: number,
+    flags: FlagSet,
+    observer?: InboundRequestObserver,
+  ): void => {
     try {
-      opts.onRequest?.({
+      const e: InboundRequestEvent = {
         peerService: peer.service,
         status,
         flags: flags.toString(),
         durationMs: performance.now() - started,
-      });
+      };
+      observer?.end(e);
+      opts.onRequest?.(e);
     } catch {
       // Metrics must never break traffic.
+    }
+  };
+
+  const startObserver = (
+    head: RequestHead,
+    peer: InboundPeer,
+    upgrade: boolean,
+  ): InboundRequestObserver | undefined => {
+    try {
+      return opts.onRequestStart?.(head, peer, upgrade);
+    } catch {
+      return undefined;
     }
   };
 
@@ -206,14 +245,15 @@ export function createInboundHttp(opts: InboundHttpOptions): InboundHttp {
     parsed: HeadResult,
     rawTarget: string,
     headers: IncomingHeaders,
-    peer: InboundPeer,
+    peer: KnownPeer,
     socket: Duplex | undefined,
   ): void {
     const started = performance.now();
     tracker.begin(socket);
+    let observer: InboundRequestObserver | undefined;
     const done = (status: number, flags: FlagSet): void => {
       tracker.end(socket);
-      report(peer, started, status, flags);
+      report(peer, started, status, flags, observer);
     };
     const refuse = (status: number, body: string, flags: string, extra?: Record<string, string>): void => {
       down.localReply(status, body, flags, extra);
@@ -223,6 +263,7 @@ export function createInboundHttp(opts: InboundHttpOptions): InboundHttp {
       refuse(parsed.status, parsed.reason, Flag.DownstreamProtocolError);
       return;
     }
+    observer = startObserver(parsed.head, peer, false);
     const authorized = decide(peer, parsed.head.method, rawTarget, headers);
     const verdict = authorized.ok ? applyRateLimit(peer, authorized.target) : authorized;
     if (!verdict.ok) {
@@ -235,14 +276,17 @@ export function createInboundHttp(opts: InboundHttpOptions): InboundHttp {
       refuse(413, "request body too large", "");
       return;
     }
+    // parsed.head.headers is a fresh map (headers.ts copies every field it keeps): completed in place
+    // rather than copied twice per request. Any x-forwarded-client-cert from the peer was stripped with
+    // the other internal fields; x-forwarded-proto is overwritten.
+    const p = parsed.head;
+    p.headers[XFCC] = peer.xfcc;
+    p.headers[FORWARDED_PROTO] = "http";
     const head: RequestHead = {
-      ...parsed.head,
+      method: p.method,
       path: verdict.target,
-      headers: {
-        ...withoutForwardedProto(parsed.head.headers),
-        [XFCC]: xfcc(peer),
-        [FORWARDED_PROTO]: "http",
-      },
+      authority: p.authority,
+      headers: p.headers,
     };
     forward(down, head).then(
       (r) => done(r.status, r.flags),
@@ -329,6 +373,7 @@ export function createInboundHttp(opts: InboundHttpOptions): InboundHttp {
     tracker.tunnel(socket);
     let status = 0;
     const flags = new FlagSet();
+    let observer: InboundRequestObserver | undefined;
     const refuse = (s: number, body: string, f: string, extra?: Record<string, string>): void => {
       status = s;
       flags.add(f);
@@ -340,6 +385,7 @@ export function createInboundHttp(opts: InboundHttpOptions): InboundHttp {
         refuse(parsed.status, parsed.reason, Flag.DownstreamProtocolError);
         return;
       }
+      observer = startObserver(parsed.head, peer, true);
       const authorized = decide(peer, parsed.head.method, req.url ?? "", req.headers);
       const verdict = authorized.ok ? applyRateLimit(peer, authorized.target) : authorized;
       if (!verdict.ok) {
@@ -366,7 +412,7 @@ export function createInboundHttp(opts: InboundHttpOptions): InboundHttp {
         req.rawHeaders,
         (name) => isInternalHeader(name) || name === FORWARDED_PROTO,
       );
-      rawHeaders.push(XFCC, xfcc(peer), FORWARDED_PROTO, "http");
+      rawHeaders.push(XFCC, peer.xfcc, FORWARDED_PROTO, "http");
       const result = await relayUpgrade({
         client: socket,
         clientHead,
@@ -382,7 +428,7 @@ export function createInboundHttp(opts: InboundHttpOptions): InboundHttp {
       socket.destroy();
     } finally {
       tracker.end();
-      report(peer, started, status, flags);
+      report(peer, started, status, flags, observer);
     }
   }
 
@@ -393,7 +439,11 @@ export function createInboundHttp(opts: InboundHttpOptions): InboundHttp {
         socket.destroy();
         return;
       }
-      const who: InboundPeer = { service: peer.service, spiffeId: peer.spiffeId };
+      const who: KnownPeer = {
+        service: peer.service,
+        spiffeId: peer.spiffeId,
+        xfcc: `By=${opts.selfSpiffeId};URI=${peer.spiffeId}`,
+      };
       if (socket.alpnProtocol === "h2") {
         handing = who;
         try {
@@ -421,9 +471,4 @@ export function createInboundHttp(opts: InboundHttpOptions): InboundHttp {
     },
     inFlight: () => tracker.inFlight,
   };
-}
-
-function withoutForwardedProto(headers: RequestHead["headers"]): RequestHead["headers"] {
-  const { [FORWARDED_PROTO]: _dropped, ...rest } = headers;
-  return rest;
 }

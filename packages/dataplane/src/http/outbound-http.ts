@@ -59,7 +59,18 @@ export interface OutboundHttpOptions {
   pool: Http2PeerPool;
   logger?: DataplaneLogger;
   onRequest?: (e: OutboundRequestEvent) => void;
+  /**
+   * Called once per request whose head parsed, before routing (tracing, access logs). It may change
+   * `head.headers` in place (each request has its own copy; what it sets is forwarded upstream);
+   * `upgrade`: a protocol upgrade, forwarded with its original fields. Must not throw.
+   */
+  onRequestStart?: (head: RequestHead, upgrade: boolean) => OutboundRequestObserver | undefined;
   limits?: Partial<HttpLimits>;
+}
+
+/** What `onRequestStart` returned for one request: told its event once, just before `onRequest`. */
+export interface OutboundRequestObserver {
+  end(e: OutboundRequestEvent): void;
 }
 
 export interface OutboundHttp {
@@ -156,11 +167,12 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
     head: RequestHead | undefined,
     started: number,
     r: Result,
+    observer?: OutboundRequestObserver,
   ): void => {
     try {
       const cluster = d?.kind === "forward" ? d.cluster : undefined;
       const route = d !== undefined && d.kind !== "refuse" ? d.route : undefined;
-      opts.onRequest?.({
+      const e: OutboundRequestEvent = {
         upstream: cluster?.service ?? "",
         status: r.status,
         flags: r.flags.toString(),
@@ -170,9 +182,19 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
         ...(route !== undefined ? { route } : {}),
         ...(cluster?.name !== undefined ? { cluster: cluster.name } : {}),
         ...(head !== undefined ? { method: head.method, path: head.path } : {}),
-      });
+      };
+      observer?.end(e);
+      opts.onRequest?.(e);
     } catch {
       // Metrics must never break traffic.
+    }
+  };
+
+  const startObserver = (head: RequestHead, upgrade: boolean): OutboundRequestObserver | undefined => {
+    try {
+      return opts.onRequestStart?.(head, upgrade);
+    } catch {
+      return undefined;
     }
   };
 
@@ -527,15 +549,17 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
     const started = performance.now();
     tracker.begin(socket);
     let decision: RouteDecision | undefined;
+    let observer: OutboundRequestObserver | undefined;
     const done = (r: Result): void => {
       tracker.end(socket);
-      report(decision, parsed.ok ? parsed.head : undefined, started, r);
+      report(decision, parsed.ok ? parsed.head : undefined, started, r, observer);
     };
     if (!parsed.ok) {
       down.localReply(parsed.status, parsed.reason, Flag.DownstreamProtocolError);
       done({ status: parsed.status, flags: new FlagSet().add(Flag.DownstreamProtocolError) });
       return;
     }
+    observer = startObserver(parsed.head, false);
     const d = decide(parsed.head, hashHeaders);
     decision = d;
     if (d.kind === "refuse") {
@@ -632,9 +656,11 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
     let status = 0;
     let endpointId: string | undefined;
     let reqHead: RequestHead | undefined;
+    let observer: OutboundRequestObserver | undefined;
     try {
       const parsed = h1RequestHead(req, { stripInternal: true });
       if (parsed.ok) reqHead = parsed.head;
+      if (parsed.ok) observer = startObserver(parsed.head, true);
       if (!parsed.ok) {
         status = parsed.status;
         flags.add(Flag.DownstreamProtocolError);
@@ -739,11 +765,13 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
       socket.destroy();
     } finally {
       tracker.end();
-      report(decision, reqHead, started, {
-        status,
-        flags,
-        ...(endpointId !== undefined ? { endpointId } : {}),
-      });
+      report(
+        decision,
+        reqHead,
+        started,
+        { status, flags, ...(endpointId !== undefined ? { endpointId } : {}) },
+        observer,
+      );
     }
   }
 

@@ -37,6 +37,7 @@ import { ClusterSet } from "./clusters.js";
 import { ConfigStream } from "./config-stream.js";
 import { compileListenerRoutes, type ListenerRoutes } from "./listener-routes.js";
 import { ProxyMetrics } from "./metrics.js";
+import { RequestObservers } from "./request-observer.js";
 import { StatsReporter } from "./stats-reporter.js";
 import { TapHub } from "./tap.js";
 
@@ -74,6 +75,13 @@ export interface SidecarOptions {
   drainTimeoutMs?: number;
   /** Golden-metric push interval (stats-reporter.ts). Default: WEFT_STATS_INTERVAL_MS, else 2 s. */
   statsIntervalMs?: number;
+  /**
+   * Where access-log lines go (a pino logger on its own async destination). Absent: none are
+   * written; the snapshot decides, per service, whether and how many requests are logged.
+   */
+  accessLog?: DataplaneLogger;
+  /** Batch delay of span export when the mesh configures tracing (default 1 s). */
+  traceExportDelayMs?: number;
 }
 
 const HEALTH_CHECK_ID = "app";
@@ -135,6 +143,8 @@ export class Sidecar {
   private stats: StatsReporter | undefined;
   readonly tap = new TapHub();
   readonly instanceId: string;
+  /** Tracing and access logs, configured by each snapshot. */
+  private readonly observers: RequestObservers;
   private readonly clock: Clock;
   private readonly log: DataplaneLogger;
   private readonly clusters: ClusterSet;
@@ -181,6 +191,13 @@ export class Sidecar {
     });
     this.metrics = new ProxyMetrics(o.service);
     this.instanceId = o.instanceId ?? `${o.service}-${randomBytes(5).toString("hex")}`;
+    this.observers = new RequestObservers({
+      service: o.service,
+      instanceId: this.instanceId,
+      logger: this.log,
+      ...(o.accessLog !== undefined ? { accessLog: o.accessLog } : {}),
+      ...(o.traceExportDelayMs !== undefined ? { traceExportDelayMs: o.traceExportDelayMs } : {}),
+    });
   }
 
   get ports(): { inbound: number; admin: number } {
@@ -246,6 +263,8 @@ export class Sidecar {
     this.stream.start();
     await Promise.race([this.stream.firstSnapshot(), this.stopped()]);
     if (this.stopping) return;
+    // Spans of the first requests are recorded too: ready only once the exporter (if any) is loaded.
+    await this.observers.tracing.ready();
     await this.startOutbound();
     this.metrics.ready.set(1);
     this.log.info(
@@ -368,6 +387,7 @@ export class Sidecar {
     );
     this.authorizer = authorizer;
     useLimits();
+    this.observers.apply(s);
     this.metrics.configUpdates.inc({ result: "applied" });
     this.log.info(
       { version: s.version, clusters: Object.keys(s.clusters).length, endpoints: countEndpoints(s) },
@@ -403,6 +423,7 @@ export class Sidecar {
         return { allow: true, target: target.path + target.query };
       },
       rateLimit: (req) => this.countLimited(req.peerService, this.rateLimits.request(req.path)),
+      onRequestStart: (head, peer, upgrade) => this.observers.inbound(head, peer, upgrade),
       onRequest: (e) => {
         this.metrics.request("inbound", e.peerService, this.o.service, e.status, e.flags, e.durationMs);
         this.stats?.record("inbound", e.peerService, this.o.service, e);
@@ -488,6 +509,7 @@ export class Sidecar {
   ): void {
     const labels = { direction: e.direction, source_service: source, destination_service: destination };
     this.metrics.tcpConnections.inc({ ...labels, result: e.result });
+    this.observers.tcp(e, source, destination);
     if (e.bytesSent > 0) this.metrics.tcpBytes.inc({ ...labels, flow: "sent" }, e.bytesSent);
     if (e.bytesReceived > 0) this.metrics.tcpBytes.inc({ ...labels, flow: "received" }, e.bytesReceived);
   }
@@ -539,7 +561,10 @@ export class Sidecar {
         onMirror: (cluster, result) => this.metrics.mirrors.inc({ destination_cluster: cluster, result }),
         pool: this.pool as Http2PeerPool,
         logger: this.log,
+        onRequestStart: (head, upgrade) => this.observers.outbound(service, head, upgrade),
         onRequest: (e) => {
+          // A head that did not parse had no observer: its access-log line is written here.
+          if (e.method === undefined) this.observers.outboundUnparsed(service, e);
           this.metrics.request("outbound", this.o.service, e.upstream, e.status, e.flags, e.durationMs);
           this.stats?.record("outbound", this.o.service, e.upstream || service, e);
           this.tap.record("outbound", this.o.service, e.upstream || service, e);
@@ -631,6 +656,7 @@ export class Sidecar {
     else this.pool?.destroy();
     this.identity?.dispose();
     this.tap.close();
+    await this.observers.shutdown();
     await closeServer(this.adminServer);
   }
 }
