@@ -123,6 +123,7 @@ export function createInboundHttp(opts: InboundHttpOptions): InboundHttp {
     status: number,
     flags: FlagSet,
     observer?: InboundRequestObserver,
+    request?: { method: string; path: string },
   ): void => {
     try {
       const e: InboundRequestEvent = {
@@ -131,6 +132,10 @@ export function createInboundHttp(opts: InboundHttpOptions): InboundHttp {
         flags: flags.toString(),
         durationMs: performance.now() - started,
       };
+      if (request !== undefined) {
+        e.method = request.method;
+        e.path = request.path;
+      }
       observer?.end(e);
       opts.onRequest?.(e);
     } catch {
@@ -253,7 +258,14 @@ export function createInboundHttp(opts: InboundHttpOptions): InboundHttp {
     let observer: InboundRequestObserver | undefined;
     const done = (status: number, flags: FlagSet): void => {
       tracker.end(socket);
-      report(peer, started, status, flags, observer);
+      report(
+        peer,
+        started,
+        status,
+        flags,
+        observer,
+        parsed.ok ? { method: parsed.head.method, path: rawTarget } : undefined,
+      );
     };
     const refuse = (status: number, body: string, flags: string, extra?: Record<string, string>): void => {
       down.localReply(status, body, flags, extra);

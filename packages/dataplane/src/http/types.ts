@@ -140,6 +140,9 @@ export interface InboundRequestEvent {
   status: number;
   flags: string;
   durationMs: number;
+  /** The request as the peer sent it (target with its query: consumers strip what they must not show). */
+  method?: string;
+  path?: string;
 }
 
 /**
