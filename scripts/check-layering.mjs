@@ -11,7 +11,7 @@ const ALLOWED = {
   controlplane: ["core", "api"],
   gateway: ["core", "api", "dataplane"],
   // `weft server`/`weft proxy`/`weft gateway` run those parts in-process.
-  cli: ["core", "api", "controlplane", "dataplane", "gateway"],
+  cli: ["core", "api", "controlplane", "dataplane", "gateway", "web"],
   web: ["api"],
   testkit: ["core", "api"],
 };
