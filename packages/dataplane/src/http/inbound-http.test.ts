@@ -218,7 +218,7 @@ describe("inbound limits and failures", () => {
     );
   });
 
-  it("identity and mesh headers a peer sends are replaced, not trusted", async () => {
+  it("identity and mesh headers a peer sends are replaced, not trusted; its scheme passes as http or https only", async () => {
     const { app, chain } = await chainTo(echo);
     const session = await peerSession(chain.inboundPort);
     const r = await h2Call(session, {
@@ -232,8 +232,18 @@ describe("inbound limits and failures", () => {
     expect(r.body).toBe("GET /who");
     const seen = app.requests[0]?.headers ?? {};
     expect(seen["x-forwarded-client-cert"]).toBe(`By=${spiffe("api")};URI=${spiffe("web")}`);
-    expect(seen["x-forwarded-proto"]).toBe("http");
+    // A mesh member (an ingress gateway that terminated TLS) may say https; apps cannot (their
+    // sidecar drops their claim, outbound-http.test.ts).
+    expect(seen["x-forwarded-proto"]).toBe("https");
     expect(seen["x-weft-peer"]).toBeUndefined();
+    const odd = await h2Call(session, {
+      ":method": "GET",
+      ":path": "/who",
+      ":authority": "api.mesh",
+      "x-forwarded-proto": "gopher",
+    });
+    expect(odd.body).toBe("GET /who");
+    expect(app.requests[1]?.headers["x-forwarded-proto"]).toBe("http");
     expect(seen.host).toBe("api.mesh");
   });
 

@@ -100,6 +100,16 @@ interface KnownPeer extends InboundPeer {
 
 const noop = (): void => {};
 const FORWARDED_PROTO = "x-forwarded-proto";
+
+/**
+ * The scheme the app is told: "https" when the calling mesh member (an
+ * ingress gateway that terminated TLS) says so, else "http". Only these two
+ * values pass; the peer is an authenticated mesh member, as in Istio, where
+ * sidecars pass the edge's x-forwarded-proto through.
+ */
+function forwardedProto(value: string | string[] | undefined): "http" | "https" {
+  return value === "https" ? "https" : "http";
+}
 /** node:http's errors for a request it refuses to write (a value or target that would break framing). */
 const INVALID_REQUEST_ERRORS = new Set([
   "ERR_INVALID_CHAR",
@@ -290,10 +300,10 @@ export function createInboundHttp(opts: InboundHttpOptions): InboundHttp {
     }
     // parsed.head.headers is a fresh map (headers.ts copies every field it keeps): completed in place
     // rather than copied twice per request. Any x-forwarded-client-cert from the peer was stripped with
-    // the other internal fields; x-forwarded-proto is overwritten.
+    // the other internal fields; x-forwarded-proto is normalised (forwardedProto).
     const p = parsed.head;
     p.headers[XFCC] = peer.xfcc;
-    p.headers[FORWARDED_PROTO] = "http";
+    p.headers[FORWARDED_PROTO] = forwardedProto(p.headers[FORWARDED_PROTO]);
     const head: RequestHead = {
       method: p.method,
       path: verdict.target,
@@ -424,7 +434,7 @@ export function createInboundHttp(opts: InboundHttpOptions): InboundHttp {
         req.rawHeaders,
         (name) => isInternalHeader(name) || name === FORWARDED_PROTO,
       );
-      rawHeaders.push(XFCC, peer.xfcc, FORWARDED_PROTO, "http");
+      rawHeaders.push(XFCC, peer.xfcc, FORWARDED_PROTO, forwardedProto(req.headers[FORWARDED_PROTO]));
       const result = await relayUpgrade({
         client: socket,
         clientHead,

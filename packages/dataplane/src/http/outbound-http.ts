@@ -12,7 +12,13 @@ import { DrainTracker } from "./drain.js";
 import { Flag, FlagSet } from "./flags.js";
 import { openH2Call } from "./h2-call.js";
 import { ConnectionLimitReached, type Http2PeerPool, type PeerEndpoint } from "./h2-peer-pool.js";
-import { h1RequestHead, h2RequestHead, type RequestHead, toH2RequestHeaders } from "./headers.js";
+import {
+  h1RequestHead,
+  h2RequestHead,
+  isInternalHeader,
+  type RequestHead,
+  toH2RequestHeaders,
+} from "./headers.js";
 import { createH1Server, createH2Server } from "./listener.js";
 import { rawLocalReply, rawReply } from "./local-reply.js";
 import { type MirrorResult, sendMirror } from "./mirror.js";
@@ -31,7 +37,7 @@ import {
   resolveLimits,
   type UpstreamCluster,
 } from "./types.js";
-import { endWith, relayUpgrade, withoutInternal } from "./upgrade.js";
+import { endWith, filterRaw, relayUpgrade } from "./upgrade.js";
 
 /**
  * The outbound side: plain HTTP from the app (HTTP/1.1, or h2c for http2 and
@@ -98,6 +104,7 @@ const NO_CONFIG: RouteDecision = Object.freeze({
 });
 
 const NONE: ReadonlySet<string> = new Set();
+const FORWARDED_PROTO = "x-forwarded-proto";
 /** How a try that went out ended, as outlier detection counts it; undefined = not the endpoint's doing. */
 function tryResultOf(outcome: Awaited<ReturnType<typeof relay>>): TryResult | undefined {
   if (outcome.kind === "done")
@@ -560,6 +567,8 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
       return;
     }
     observer = startObserver(parsed.head, false);
+    // The scheme is the edge's to say (a gateway's route sets it); an app's own claim does not travel.
+    delete parsed.head.headers[FORWARDED_PROTO];
     const d = decide(parsed.head, hashHeaders);
     decision = d;
     if (d.kind === "refuse") {
@@ -745,7 +754,7 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
           request: {
             method: parsed.head.method,
             path: d.path ?? parsed.head.path,
-            rawHeaders: withoutInternal(req.rawHeaders),
+            rawHeaders: filterRaw(req.rawHeaders, (n) => isInternalHeader(n) || n === FORWARDED_PROTO),
           },
           ...(deadline !== undefined ? { timeoutMs: Math.max(0, deadline - performance.now()) } : {}),
           idleTimeoutMs: limits.idleTimeoutMs,
