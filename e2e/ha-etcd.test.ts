@@ -8,12 +8,8 @@
  * step-down and a full recovery, never a crash.
  */
 import { WeftClient } from "@weft/api";
+import { type EtcdTestServer, etcdBinary, startEtcd } from "@weft/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  type EtcdTestServer,
-  etcdBinary,
-  startEtcd,
-} from "../packages/controlplane/src/store/etcd-test-server.js";
 import { cleanup, startWeftServer, type WeftServer } from "./helpers/weft.js";
 
 const suite = etcdBinary() ? describe : describe.skip;

@@ -3,18 +3,21 @@
  * end to end with real processes: the page requested through its mesh path
  * (loadgen-1's sidecar listener for frontend -> mTLS -> frontend's sidecar
  * -> frontend, which calls catalog over HTTP and reviews over gRPC, which
- * calls ratings) is built from every service; `weft ps --json` shows every
- * pid alive, every port listening and everything healthy; a killed app
- * replica is started again; `weft logs` shows output; `weft down` leaves no
- * process of the mesh behind (every pid the state file ever named, and no
- * process pointing at this mesh's control plane or data dir in `ps`).
+ * calls ratings) is built from every service; the same page through the
+ * ingress gateway `edge` that `weft up` runs (127.0.0.1:9090 -> mTLS as
+ * `edge` -> frontend's sidecar); `weft ps --json` shows every pid alive
+ * (the gateway's too), every port listening and everything healthy; a
+ * killed app replica and a killed gateway are started again; `weft logs` shows output; `weft
+ * down` leaves no process of the mesh behind (every pid the state file ever
+ * named, and no process pointing at this mesh's control plane or data dir
+ * in `ps`).
  *
  * Printed for the README: time from `weft up -d` to all healthy, and the
  * resident memory of the control plane (the supervisor process, which runs
  * it in-process) and of one sidecar.
  *
  * The control plane listens on a free port (--listen 127.0.0.1:0) and the
- * data dir is a temp dir; the example's fixed loopback ports (9080,
+ * data dir is a temp dir; the example's fixed loopback ports (9080, 9090,
  * 9101-9103) must be free on this machine.
  */
 import { execFileSync } from "node:child_process";
@@ -50,6 +53,7 @@ async function weftPs(): Promise<Ps> {
     if (p.app.pid) pids.add(p.app.pid);
     if (p.sidecar.pid) pids.add(p.sidecar.pid);
   }
+  for (const g of v.gateways) if (g.pid) pids.add(g.pid);
   return v;
 }
 
@@ -110,8 +114,10 @@ beforeAll(async () => {
   );
   const ms = Date.now() - started;
   if (r.code !== 0) throw new Error(`weft up -d failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
-  expect(r.stdout).toMatch(/7 replicas of 6 workloads healthy in/);
-  console.log(`[up-bookstore] weft up -d to all healthy: ${(ms / 1000).toFixed(1)} s (7 apps, 7 sidecars)`);
+  expect(r.stdout).toMatch(/7 replicas of 6 workloads and 1 gateway healthy in/);
+  console.log(
+    `[up-bookstore] weft up -d to all healthy: ${(ms / 1000).toFixed(1)} s (7 apps, 7 sidecars, 1 gateway)`,
+  );
   ps = await weftPs();
   apiUrl = ps.controlPlane.api;
 }, 180_000);
@@ -183,11 +189,53 @@ describe("weft up -d on examples/bookstore", () => {
     expect(catalog).toBeGreaterThan(0);
   });
 
+  it("serves the same page through the ingress gateway edge at 127.0.0.1:9090, as identity edge", async () => {
+    const edge = ps.gateways.find((g: Ps) => g.name === "edge");
+    expect(edge).toMatchObject({
+      kind: "gateway",
+      type: "ingress",
+      alive: true,
+      ready: true,
+      listeners: [{ name: "listener-0", port: 9090 }],
+    });
+    expect(alive(edge.pid)).toBe(true);
+    const page = await waitFor(
+      async () => {
+        const r = await http("http://127.0.0.1:9090", "/", {
+          timeoutMs: 10_000,
+          headers: { accept: "text/html" },
+        });
+        return r.status === 200 ? r : undefined;
+      },
+      30_000,
+      { what: "the frontend page through the gateway", intervalMs: 500 },
+    );
+    const html = page.text as string;
+    expect(html).toContain("The Left Hand of Darkness");
+    expect(html).toContain("Cold planet, warm heart.");
+    expect(html).toMatch(/4\.6 <small>\(1284 votes\)<\/small>/);
+    expect(html).not.toContain("Some calls failed");
+    // The gateway counted it, and the frontend's sidecar saw it come from `edge` (the Intention allows it).
+    const gwMetrics = await http(`http://127.0.0.1:${edge.admin}`, "/metrics", { timeoutMs: 5_000 });
+    expect(metricSum(gwMetrics.text as string, "weft_gateway_requests_total", {})).toBeGreaterThan(0);
+    const frontend = await http(`http://127.0.0.1:${replica(ps, "frontend-1").sidecar.admin}`, "/metrics", {
+      timeoutMs: 5_000,
+    });
+    expect(
+      metricSum(frontend.text as string, "weft_proxy_requests_total", {
+        direction: "inbound",
+        source_service: "edge",
+      }),
+    ).toBeGreaterThan(0);
+  });
+
   it("weft ps --json: every pid alive, every port listening, everything healthy", async () => {
     ps = await waitFor(
       async () => {
         const v = await weftPs();
-        return v.processes.every((p: Ps) => p.healthy) ? v : undefined;
+        return v.processes.every((p: Ps) => p.healthy) && v.gateways.every((g: Ps) => g.healthy)
+          ? v
+          : undefined;
       },
       30_000,
       { what: "all healthy in weft ps", intervalMs: 500 },
@@ -222,6 +270,13 @@ describe("weft up -d on examples/bookstore", () => {
         expect(await listening(port), `${p.instance} ${what} port ${port}`).toBe(true);
       }
     }
+    expect(ps.gateways.map((g: Ps) => [g.kind, g.name, g.health])).toEqual([["gateway", "edge", "passing"]]);
+    for (const g of ps.gateways) {
+      expect(g.alive && alive(g.pid), `gateway ${g.name} pid ${g.pid}`).toBe(true);
+      for (const port of [g.admin, ...g.listeners.map((l: Ps) => l.port)] as number[]) {
+        expect(await listening(port), `gateway ${g.name} port ${port}`).toBe(true);
+      }
+    }
     // Replicas of one workload each have their own upstream ports; catalog has none, frontend one replica.
     expect(replica(ps, "frontend-1").upstreams).toEqual({ catalog: 9101, reviews: 9102 });
     expect(replica(ps, "reviews-1").upstreams).toEqual({ ratings: 9103 });
@@ -244,6 +299,8 @@ describe("weft up -d on examples/bookstore", () => {
       /WORKLOAD\s+REPLICA\s+SERVICE\s+APP PID\s+APP PORT\s+SIDECAR PID\s+INBOUND\s+ADMIN\s+HEALTH/,
     );
     expect(table.stdout).toMatch(/catalog-v1\s+2\s+catalog\s+\d+/);
+    expect(table.stdout).toMatch(/GATEWAY\s+TYPE\s+PID\s+LISTENERS\s+ADMIN\s+HEALTH/);
+    expect(table.stdout).toMatch(/edge\s+ingress\s+\d+\s+9090\s+\d+\s+passing/);
   });
 
   it("a killed app replica is started again, and serves", async () => {
@@ -277,6 +334,31 @@ describe("weft up -d on examples/bookstore", () => {
     expect(events.stdout).toMatch(/catalog-v1-2 app started \(pid \d+/);
   });
 
+  it("a killed gateway is started again, and serves", async () => {
+    const before = ps.gateways[0];
+    process.kill(before.pid, "SIGKILL");
+    const after = await waitFor(
+      async () => {
+        const g = (await weftPs()).gateways[0];
+        return g.pid !== before.pid && g.alive && g.healthy && g.restarts >= 1 ? g : undefined;
+      },
+      30_000,
+      { what: "gateway edge started again and ready", intervalMs: 300 },
+    );
+    expect(alive(before.pid)).toBe(false);
+    expect(after.lastExit.signal).toBe("SIGKILL");
+    expect(after.listeners).toEqual([{ name: "listener-0", port: 9090 }]);
+    const r = await http("http://127.0.0.1:9090", "/", {
+      timeoutMs: 10_000,
+      headers: { accept: "text/html" },
+    });
+    expect(r.status).toBe(200);
+    expect(r.text).toContain("The Left Hand of Darkness");
+    const events = await runWeft(["logs", "up", "--data-dir", dataDir]);
+    expect(events.stdout).toMatch(/gateway edge killed by SIGKILL after [\d.]+\w+; restarting in/);
+    ps = await weftPs();
+  });
+
   it("weft logs shows a workload's output (loadgen's summaries) and its sidecar's", async () => {
     follower = runWeft(["logs", "loadgen", "-f", "-n", "0", "--data-dir", dataDir], { timeoutMs: 120_000 });
     const lines = await waitFor(
@@ -301,13 +383,30 @@ describe("weft up -d on examples/bookstore", () => {
 
   it("weft down stops everything: no process of the mesh remains", async () => {
     await weftPs();
-    expect(pids.size).toBeGreaterThanOrEqual(16); // supervisor + 7 apps + 7 sidecars + a restarted app
+    // supervisor + 7 apps + 7 sidecars + a restarted app + the gateway and its restarted successor
+    expect(pids.size).toBeGreaterThanOrEqual(18);
     // Let the follower see a summary line first (one every 5 s).
     await new Promise((r) => setTimeout(r, 6_000));
     const r = await runWeft(["down", "--data-dir", dataDir], { timeoutMs: 90_000 });
     expect(r.stderr).toContain("stopping weft up");
-    expect(r.stdout).toMatch(/stopped in [\d.]+\w+: .*7 app processes, 7 sidecars; nothing left running/);
+    expect(r.stdout).toMatch(
+      /stopped in [\d.]+\w+: .*7 app processes, 7 sidecars, 1 gateway process; nothing left running/,
+    );
     expect(r.code).toBe(0);
+    // Gateways stop first: edge had drained and stopped before any sidecar was asked to drain.
+    const lastLogTime = (file: string, msg: string): number => {
+      const lines = readFileSync(file, "utf8")
+        .split("\n")
+        .filter((l) => l.includes(`"msg":"${msg}"`));
+      return JSON.parse(lines.at(-1) ?? "{}").time as number;
+    };
+    const edgeStopped = lastLogTime(ps.gateways[0].log, "stopped");
+    expect(edgeStopped).toBeGreaterThan(0);
+    for (const p of ps.processes) {
+      expect(lastLogTime(p.sidecar.log, "draining"), `${p.instance} sidecar`).toBeGreaterThanOrEqual(
+        edgeStopped,
+      );
+    }
     // `weft logs -f` printed what came after it started, and ended with the mesh.
     const followed = await follower;
     expect(followed?.code).toBe(0);
@@ -318,6 +417,7 @@ describe("weft up -d on examples/bookstore", () => {
     expect(meshProcesses()).toEqual([]);
     expect(existsSync(join(dataDir, "state.json"))).toBe(false);
     expect(await listening(9080)).toBe(false);
+    expect(await listening(9090)).toBe(false);
     const again = await runWeft(["ps", "--data-dir", dataDir]);
     expect(again.code).toBe(5);
     const downAgain = await runWeft(["down", "--data-dir", dataDir]);

@@ -10,6 +10,15 @@
  * `WEFT_ERR_UNREACHABLE` naming the address; a client-side timeout becomes
  * `WEFT_ERR_TIMEOUT`.
  *
+ * Several control-plane replicas: `addr` may list addresses separated by
+ * commas ("10.0.0.1:7400,10.0.0.2:7400"). A request that cannot connect, or
+ * gets no answer in time, is tried on the next address (each address at most
+ * once per request); the one that answered is used first from then on. So
+ * is a 503 (a replica cut off from the store, or between leaders): another
+ * replica may serve it; when all answer 503 the last answer is returned.
+ * Other HTTP error answers are returned as is. With one address nothing
+ * changes.
+ *
  * Blocking reads (`?index=N&wait=D`) get a per-request deadline of `wait`
  * plus a margin instead of `timeoutMs`, so a long-poll is never cut short by
  * the ordinary request timeout.
@@ -41,7 +50,7 @@ import type { ProxySnapshot, ProxyStreamMessage } from "./snapshot.js";
 export * from "./metrics.js";
 
 export interface WeftClientOptions {
-  /** `host:port` (http assumed) or a URL such as `http://127.0.0.1:7400`. */
+  /** `host:port` (http assumed) or a URL such as `http://127.0.0.1:7400`; several, comma-separated, for failover. */
   addr: string;
   /** Bearer secret sent as `Authorization: Bearer <token>`. */
   token?: string | undefined;
@@ -68,6 +77,10 @@ export interface Indexed<T> {
 export interface ServerStatus {
   version: string;
   backend: string;
+  /** Same as `backend` ("memory", "sqlite", "etcd"). Absent on older servers. */
+  store?: string;
+  /** Whether this replica runs the once-only duties (always true on an embedded store). Absent on older servers. */
+  leader?: boolean;
   revision: number;
   dev: boolean;
 }
@@ -155,6 +168,17 @@ function codeForStatus(status: number): ErrorCode {
   return "WEFT_ERR_INTERNAL";
 }
 
+/** Parses a comma-separated list of addresses (see `normalizeAddr`) into base URLs, at least one. */
+export function normalizeAddrs(addrs: string): string[] {
+  const parts = addrs.split(",").map((a) => a.trim());
+  if (parts.length > 1 && parts.some((a) => a.length === 0)) {
+    throw new WeftError("WEFT_ERR_USAGE", {
+      detail: `invalid control plane address list "${addrs}": an empty entry`,
+    });
+  }
+  return [...new Set(parts.map(normalizeAddr))];
+}
+
 /** Parses `host:port`, `:port`, `[v6]:port` or a URL into a base URL without a trailing slash. */
 export function normalizeAddr(addr: string): string {
   const a = addr.trim();
@@ -226,18 +250,38 @@ interface RawResponse<T> {
 }
 
 export class WeftClient {
-  readonly baseUrl: string;
+  /** Every control-plane base URL, in the order given. */
+  readonly baseUrls: readonly string[];
   readonly addr: string;
+  /** Index in `baseUrls` of the address tried first (the last one that answered). */
+  #current = 0;
   readonly #token: string | undefined;
   readonly #timeoutMs: number;
   readonly #fetch: typeof fetch;
 
   constructor(opts: WeftClientOptions) {
     this.addr = opts.addr;
-    this.baseUrl = normalizeAddr(opts.addr);
+    this.baseUrls = normalizeAddrs(opts.addr);
     this.#token = opts.token && opts.token.length > 0 ? opts.token : undefined;
     this.#timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#fetch = opts.fetch ?? globalThis.fetch;
+  }
+
+  /** The base URL requests go to first: the last address that answered. */
+  get baseUrl(): string {
+    return this.baseUrls[this.#current] as string;
+  }
+
+  /** Moves on from `failed` to the next address (unless another request already did). */
+  #failover(failed: string): void {
+    if (this.baseUrls.length > 1 && this.baseUrl === failed) {
+      this.#current = (this.#current + 1) % this.baseUrls.length;
+    }
+  }
+
+  /** The address named in errors: the one that failed, or the whole list after all failed. */
+  #addrFor(base: string, last: boolean): string {
+    return this.baseUrls.length === 1 ? this.addr : last ? this.baseUrls.join(",") : base;
   }
 
   // --- status ---
@@ -427,25 +471,36 @@ export class WeftClient {
     };
     const headers: Record<string, string> = { accept: "application/x-ndjson" };
     if (this.#token) headers.authorization = `Bearer ${this.#token}`;
+    let base = this.baseUrl;
     try {
       arm();
-      let res: Response;
-      try {
-        res = await this.#fetch(new URL(this.baseUrl + path), { headers, signal: ac.signal });
-      } catch (e) {
-        if (opts.signal?.aborted) return;
-        if (idleFired) {
-          throw new WeftError("WEFT_ERR_TIMEOUT", {
-            detail: `${path} at ${this.addr}: no answer within ${opts.idleMs} ms`,
-          });
+      let res: Response | undefined;
+      for (let attempt = 1; res === undefined; attempt++) {
+        base = this.baseUrl;
+        try {
+          res = await this.#fetch(new URL(base + path), { headers, signal: ac.signal });
+        } catch (e) {
+          if (opts.signal?.aborted) return;
+          // The next connect goes to the next replica.
+          this.#failover(base);
+          if (idleFired) {
+            throw new WeftError("WEFT_ERR_TIMEOUT", {
+              detail: `${path} at ${this.#addrFor(base, false)}: no answer within ${opts.idleMs} ms`,
+            });
+          }
+          // Refused at once: the other replicas are tried now, not after the caller's backoff.
+          if (attempt >= this.baseUrls.length) {
+            throw new WeftError(
+              "WEFT_ERR_UNREACHABLE",
+              { addr: this.#addrFor(base, true), detail: describeCause(e) },
+              { cause: e },
+            );
+          }
         }
-        throw new WeftError(
-          "WEFT_ERR_UNREACHABLE",
-          { addr: this.addr, detail: describeCause(e) },
-          { cause: e },
-        );
       }
       if (!res.ok || !res.body) {
+        // A replica that cannot serve (503): the next connect goes to the next one.
+        if (res.status === 503) this.#failover(base);
         const text = await res.text().catch(() => "");
         let parsed: unknown;
         try {
@@ -484,14 +539,16 @@ export class WeftClient {
       } catch (e) {
         if (e instanceof WeftError) throw e;
         if (opts.signal?.aborted) return;
+        // A dead or silent replica: reconnect to the next one.
+        this.#failover(base);
         if (idleFired) {
           throw new WeftError("WEFT_ERR_TIMEOUT", {
-            detail: `${path} at ${this.addr}: nothing received for ${opts.idleMs} ms`,
+            detail: `${path} at ${this.#addrFor(base, false)}: nothing received for ${opts.idleMs} ms`,
           });
         }
         throw new WeftError(
           "WEFT_ERR_UNREACHABLE",
-          { addr: this.addr, detail: describeCause(e) },
+          { addr: this.#addrFor(base, false), detail: describeCause(e) },
           { cause: e },
         );
       }
@@ -550,7 +607,26 @@ export class WeftClient {
   }
 
   async #request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<RawResponse<T>> {
-    const url = new URL(this.baseUrl + path);
+    // Each address at most once, starting with the last one that answered.
+    for (let attempt = 1; ; attempt++) {
+      const base = this.baseUrl;
+      try {
+        return await this.#requestAt<T>(base, method, path, opts);
+      } catch (e) {
+        const retry = attempt < this.baseUrls.length && !opts.signal?.aborted && replicaFailed(e);
+        if (!retry) throw e;
+        this.#failover(base);
+      }
+    }
+  }
+
+  async #requestAt<T>(
+    base: string,
+    method: string,
+    path: string,
+    opts: RequestOptions,
+  ): Promise<RawResponse<T>> {
+    const url = new URL(base + path);
     for (const [k, v] of Object.entries(opts.query ?? {})) {
       if (v !== undefined) url.searchParams.set(k, String(v));
     }
@@ -575,13 +651,13 @@ export class WeftClient {
       if (timeout.aborted) {
         throw new WeftError(
           "WEFT_ERR_TIMEOUT",
-          { detail: `${method} ${path} at ${this.addr}: no answer within ${timeoutMs} ms` },
+          { detail: `${method} ${path} at ${this.#addrFor(base, false)}: no answer within ${timeoutMs} ms` },
           { cause: e },
         );
       }
       throw new WeftError(
         "WEFT_ERR_UNREACHABLE",
-        { addr: this.addr, detail: describeCause(e) },
+        { addr: this.#addrFor(base, false), detail: describeCause(e) },
         { cause: e },
       );
     }
@@ -608,6 +684,12 @@ export class WeftClient {
     }
     throw errorFromResponse(res.status, parsed, `${method} ${path}`);
   }
+}
+
+/** Whether another replica should be tried: no connection, no answer in time, or 503 (cannot serve now). */
+function replicaFailed(e: unknown): boolean {
+  if (e instanceof WeftApiError) return e.status === 503;
+  return e instanceof WeftError && (e.code === "WEFT_ERR_UNREACHABLE" || e.code === "WEFT_ERR_TIMEOUT");
 }
 
 function enc(segment: string): string {

@@ -8,6 +8,7 @@
 import { createRequire } from "node:module";
 import type { Command } from "commander";
 import { registerAclCommands } from "./commands/acl.js";
+import { registerBootstrapCommand } from "./commands/bootstrap.js";
 import { registerCaCommands } from "./commands/ca.js";
 import { registerCatalogCommands } from "./commands/catalog.js";
 import { registerConfigCommands } from "./commands/config.js";
@@ -18,6 +19,7 @@ import { registerLogsCommand } from "./commands/logs.js";
 import { registerProxyCommand } from "./commands/proxy.js";
 import { registerPsCommand } from "./commands/ps.js";
 import { registerServerCommand } from "./commands/server.js";
+import { registerSnapshotCommands } from "./commands/snapshot.js";
 import { registerStatCommand } from "./commands/stat.js";
 import { registerStatusCommand } from "./commands/status.js";
 import { registerTapCommand } from "./commands/tap.js";
@@ -68,6 +70,8 @@ export function buildProgram(io: Io): Command {
   registerPsCommand(program, io);
   registerDownCommand(program, io);
   registerLogsCommand(program, io);
+  registerBootstrapCommand(program, io);
+  registerSnapshotCommands(program, io);
   configureSubcommands(program, io);
   return program;
 }

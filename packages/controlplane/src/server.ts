@@ -27,14 +27,17 @@ import { createCaProvider } from "./ca/provider.js";
 import { Catalog } from "./catalog/catalog.js";
 import { ConfigService, type ResourceModel } from "./config/config.js";
 import { apiResourceModel } from "./config/model.js";
-import { startDuties } from "./ha/duties.js";
+import { advertiseUrl, startDuties } from "./ha/duties.js";
+import { createLeaderForward } from "./ha/leader-forward.js";
 import { createApiHandler } from "./http/api.js";
 import { BlockingQueries } from "./http/blocking.js";
 import { sendError } from "./http/respond.js";
+import { createUiHandler } from "./http/ui-static.js";
 import { createLogger } from "./logger.js";
 import { ProxyStreams } from "./snapshot/proxy-streams.js";
 import { openStore } from "./store/open-store.js";
 import type { Store } from "./store/store.js";
+import { startXdsServer, type XdsServer } from "./xds/ads-server.js";
 
 export interface StartServerOptions {
   /** `host:port`; port may be 0 (an ephemeral port; see the returned `port`). */
@@ -61,6 +64,10 @@ export interface StartServerOptions {
   caRetireGraceMs?: number;
   /** How long changes are gathered before proxies' snapshots are rebuilt. Default 10 ms. */
   proxyCoalesceMs?: number;
+  /** `host:port` of the xDS (ADS) gRPC listener for proxyless clients and Envoy; none when absent. */
+  xdsListen?: string;
+  /** The built web UI (packages/web/dist), served publicly at /ui/ (http/ui-static.ts); none when absent. */
+  uiDir?: string;
 }
 
 export interface RunningServer {
@@ -72,6 +79,8 @@ export interface RunningServer {
   catalog: Catalog;
   ca: CaService;
   proxies: ProxyStreams;
+  /** The xDS listener, when `xdsListen` was given. */
+  xds?: XdsServer;
   /** Long-polls currently held (for tests and metrics). */
   blockingQueries(): number;
   close(): Promise<void>;
@@ -212,6 +221,8 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
       logger: log,
     };
     if (opts.caRetireGraceMs !== undefined) caOpts.retireGraceMs = opts.caRetireGraceMs;
+    // Only the leader uses the CA key (sign, rotate) and sweeps; followers forward (below).
+    if (duties) caOpts.leader = duties.gate;
     const ca = await CaService.open(caOpts);
     owned.push(ca);
     const blockingOpts: { clock: Clock; maxWaiters?: number } = { clock };
@@ -239,6 +250,19 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
     if (opts.proxyCoalesceMs !== undefined) proxyOpts.coalesceMs = opts.proxyCoalesceMs;
     const proxies = new ProxyStreams(proxyOpts);
     owned.push(proxies);
+    let xds: XdsServer | undefined;
+    if (opts.xdsListen !== undefined) {
+      const x = parseListen(opts.xdsListen);
+      xds = await startXdsServer({
+        ...x,
+        proxies,
+        catalog,
+        acl,
+        dev: dev && isLoopback(x.host),
+        logger: log,
+      });
+      owned.push({ dispose: () => xds?.close() });
+    }
     const api = createApiHandler({
       store,
       catalog,
@@ -250,7 +274,12 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
       dev,
       logger: log,
       clock,
+      ...(duties ? { leader: () => duties.election.isLeader() } : {}),
     });
+    // The UI's static files are public and served by every replica (never forwarded).
+    const ui = opts.uiDir !== undefined ? createUiHandler(opts.uiDir) : undefined;
+    // Leader-only requests reaching a follower go to the leader (set once the URL is known).
+    let forward: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
     // In-flight responses, so that a drain can make them close their connection when they answer.
     const active = new Set<ServerResponse>();
     let draining = false;
@@ -276,6 +305,8 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
         );
         return;
       }
+      if (ui?.(req, res)) return;
+      if (forward?.(req, res)) return;
       api(req, res);
     };
     const srv = createServer(
@@ -324,6 +355,16 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
       );
     }
     log.info({ url, backend: store.backend, dev }, "weft control plane listening");
+    if (duties) {
+      const self = advertiseUrl(url);
+      duties.election.advertise(self);
+      forward = createLeaderForward({
+        isLeader: () => duties.election.isLeader(),
+        leaderUrl: () => duties.election.leaderUrl(),
+        selfUrl: self,
+        logger: log,
+      });
+    }
 
     let closing: Promise<void> | undefined;
     const close = () => {
@@ -355,6 +396,7 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
       close,
     };
     if (bootstrapToken !== undefined) running.bootstrapToken = bootstrapToken;
+    if (xds) running.xds = xds;
     return running;
   } catch (e) {
     server?.close();

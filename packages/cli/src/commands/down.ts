@@ -1,9 +1,9 @@
 /**
  * `weft down`: stops everything a `weft up` started and waits until every
  * process in its state file is gone. With the supervisor alive, it is asked
- * (SIGTERM) and stops things in order itself (sidecars, apps, control
- * plane); if it is gone (killed), its children are stopped from here in the
- * same order. Anything still alive after `--timeout` is killed (SIGKILL to
+ * (SIGTERM) and stops things in order itself (gateways, sidecars, apps,
+ * control plane); if it is gone (killed), its children are stopped from
+ * here in the same order. Anything still alive after `--timeout` is killed (SIGKILL to
  * its process group). Pids are recognised by their start time, so a pid
  * reused by an unrelated process is never signalled. Nothing to stop is not
  * an error (exit 0).
@@ -42,7 +42,7 @@ export function registerDownCommand(program: Command, io: Io): void {
     .command("down")
     .summary("stop everything weft up started")
     .description(
-      "Stop a `weft up` (found like weft ps does): the supervisor drains sidecars, then stops apps and the control plane. Waits until every process it started is gone; after --timeout what is left is killed. Exit 0 also when nothing was running.",
+      "Stop a `weft up` (found like weft ps does): the supervisor drains gateways, then sidecars, then stops apps and the control plane. Waits until every process it started is gone; after --timeout what is left is killed. Exit 0 also when nothing was running.",
     )
     .option("--data-dir <dir>", "the weft up data dir (default: the nearest .weft/ from here up)")
     .option("--timeout <duration>", "how long to wait for a graceful stop before SIGKILL", "45s")
@@ -90,6 +90,10 @@ export function registerDownCommand(program: Command, io: Io): void {
         const procs = living();
         io.err.write(`the supervisor is gone; stopping the ${procs.length} process(es) it left\n`);
         await termAndWait(
+          procs.filter((p) => p.kind === "gateway"),
+          Math.min(deadline, Date.now() + 20_000),
+        );
+        await termAndWait(
           procs.filter((p) => p.kind === "sidecar"),
           Math.min(deadline, Date.now() + 20_000),
         );
@@ -118,9 +122,11 @@ export function registerDownCommand(program: Command, io: Io): void {
       removeState(dir.state);
       const apps = [...seen.values()].filter((p) => p.kind === "app").length;
       const sidecars = [...seen.values()].filter((p) => p.kind === "sidecar").length;
+      const gateways = [...seen.values()].filter((p) => p.kind === "gateway").length;
       io.out.write(
         `stopped in ${humanDuration(Date.now() - started)}: control plane and supervisor (pid ${sup.pid}), ` +
-          `${apps} app process${apps === 1 ? "" : "es"}, ${sidecars} sidecar${sidecars === 1 ? "" : "s"}; nothing left running\n`,
+          `${apps} app process${apps === 1 ? "" : "es"}, ${sidecars} sidecar${sidecars === 1 ? "" : "s"}` +
+          `${gateways > 0 ? `, ${gateways} gateway process${gateways === 1 ? "" : "es"}` : ""}; nothing left running\n`,
       );
     });
 }

@@ -159,7 +159,12 @@ export function registerProxyCommand(program: Command, io: Io): void {
     .option("--cert-ttl <duration>", "certificate lifetime to ask for (default: the mesh's)")
     .option("--drain-timeout <duration>", "how long SIGTERM waits for in-flight requests", "10s")
     .addOption(
-      new Option("--server <addr>", "control plane address").env("WEFT_ADDR").default("127.0.0.1:7400"),
+      new Option(
+        "--server <addrs>",
+        "control plane address; several, comma-separated (a:7400,b:7400), for failover between replicas",
+      )
+        .env("WEFT_ADDR")
+        .default("127.0.0.1:7400"),
     )
     .addOption(new Option("--token <secret>", "ACL token (needs service:<name>:write)").env("WEFT_TOKEN"))
     .option(

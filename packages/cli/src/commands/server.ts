@@ -6,7 +6,9 @@
  * bootstrap management token. SIGINT/SIGTERM close it gracefully (exit 0);
  * a second signal, or a close that takes over 10 s, exits at once (1).
  */
-import { join, resolve } from "node:path";
+import { createRequire } from "node:module";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { BOOTSTRAP_TOKEN_FILE, DEFAULT_DATA_DIR } from "../client-options.js";
 import type { Io } from "../io.js";
@@ -16,11 +18,29 @@ const CLOSE_TIMEOUT_MS = 10_000;
 /** A store spec with a scheme of two or more letters (as in open-store.ts; "C:" stays a path). */
 const STORE_URL = /^[a-z][a-z0-9+.-]+:/i;
 
+/**
+ * The built web UI's directory (`@weft/web`'s dist/), served by the control
+ * plane at /ui/. Resolved through the package (installed layouts), else by
+ * the repository layout: packages/cli/dist/commands/server.js ->
+ * packages/web/dist. The fallback exists while @weft/web is not yet a
+ * dependency in packages/cli/package.json; once it is, the first branch
+ * always answers.
+ */
+export function webUiDir(): string {
+  try {
+    return join(dirname(createRequire(import.meta.url).resolve("@weft/web/package.json")), "dist");
+  } catch {
+    // A missing build is still returned: /ui/ then answers a clear 503, not a silent 404.
+    return fileURLToPath(new URL("../../../web/dist", import.meta.url));
+  }
+}
+
 interface ServerFlags {
   listen: string;
   dataDir: string;
   store?: string;
   dev?: boolean;
+  xdsListen?: string;
 }
 
 export function registerServerCommand(program: Command, io: Io): void {
@@ -41,6 +61,10 @@ export function registerServerCommand(program: Command, io: Io): void {
     .option(
       "--store <spec>",
       "store backend: memory, a data directory, or etcd://host:port[,host:port...][?prefix=/weft/&ca=FILE&cert=FILE&key=FILE&username=U&passwordFile=FILE&timeout=MS] (default: --data-dir)",
+    )
+    .option(
+      "--xds-listen <addr>",
+      "also serve xDS (ADS, gRPC) for proxyless gRPC clients and Envoy on this address",
     )
     .option("--dev", "development mode: anonymous requests on loopback act as operator (insecure)")
     .addHelpText(
@@ -72,9 +96,12 @@ export function registerServerCommand(program: Command, io: Io): void {
         storeSpec: storeSpec ?? dataDir,
         dataDir,
         dev: opts.dev === true,
+        uiDir: webUiDir(),
+        ...(opts.xdsListen !== undefined ? { xdsListen: opts.xdsListen } : {}),
       });
 
       io.out.write(`weft server listening on ${server.url}\n`);
+      if (server.xds) io.out.write(`weft xds listening on port ${server.xds.port}\n`);
       if (opts.dev) {
         io.err.write(
           "WARNING: dev mode: anonymous requests from loopback are treated as operator. Do not use in production.\n",
@@ -92,6 +119,8 @@ export function registerServerCommand(program: Command, io: Io): void {
           );
         else io.out.write("not saved (memory store); it is shown only this once\n");
       }
+
+      io.out.write(`web UI at ${server.url}/ui/\n`);
 
       const signal = await stop.requested;
       io.err.write(`received ${signal}; shutting down\n`);

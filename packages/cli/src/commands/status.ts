@@ -9,7 +9,9 @@ export function registerStatusCommand(program: Command, io: Io): void {
     program
       .command("status")
       .summary("show the control plane's status")
-      .description("Show the control plane's version, store backend and current store revision.")
+      .description(
+        "Show the control plane's version, store backend, whether the replica answering is the leader (etcd), and the current store revision.",
+      )
       .option("--json", "print as JSON"),
   )
     .addHelpText("after", "\nExamples:\n  $ weft status\n  $ WEFT_ADDR=10.0.0.5:7400 weft status --json\n")
@@ -27,6 +29,8 @@ export function registerStatusCommand(program: Command, io: Io): void {
             ["address", client.baseUrl],
             ["version", String(s.version)],
             ["backend", String(s.backend)],
+            // Replicated control plane (etcd): whether this replica runs the once-only duties.
+            ["leader", s.leader === undefined ? "-" : s.leader ? "yes" : "no (follower)"],
             ["revision", String(s.revision)],
             ["dev", String(s.dev)],
           ],

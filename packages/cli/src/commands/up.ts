@@ -4,7 +4,7 @@
  *
  * Before anything starts: the file is validated (up/plan.ts: YAML, kinds,
  * fields, upstreams naming a service no Workload provides, duplicate local
- * ports; exit 2 with file:line:col and field), a live `weft up` on the same
+ * ports, mesh gateways; exit 2 with file:line:col and field), a live `weft up` on the same
  * data dir is refused (exit 1), what a previous run left behind (it was
  * killed) is stopped, and every fixed port must be free now (exit 2).
  *
@@ -12,7 +12,7 @@
  * `-d`: a supervisor is started in the background (a re-exec of `weft up
  * --supervise` in its own session, output to DIR/logs/up.log); this
  * process waits for its state file to say "running" (every replica healthy
- * in the catalog: exit 0, with the summary) or "failed" (exit 1, with what
+ * in the catalog and every gateway ready: exit 0, with the summary) or "failed" (exit 1, with what
  * failed; the supervisor stops what it started).
  */
 import { spawn } from "node:child_process";
@@ -35,7 +35,7 @@ import {
   type UpState,
   waitReaped,
 } from "../up/state.js";
-import { headerLines, humanDuration, replicaTable } from "../up/status-view.js";
+import { gatewayTable, headerLines, humanDuration, replicaTable } from "../up/status-view.js";
 import { Supervisor } from "../up/supervisor.js";
 import { parseHostPort } from "./proxy.js";
 
@@ -88,12 +88,12 @@ export function registerUpCommand(program: Command, io: Io): void {
     .command("up")
     .summary("run a whole mesh on this machine from one file")
     .description(
-      "Run a local mesh from a file of resources: the control plane (in this process, state under --data-dir), every Workload's replicas each with its sidecar (`weft proxy`), and every other resource applied. Apps get PORT and, per upstream, WEFT_UPSTREAM_<SERVICE> (http://127.0.0.1:<local port>); they run in the file's directory. A process that dies is restarted with backoff. Ctrl-C (or `weft down`) stops sidecars, then apps, then the control plane. The file is checked first: an invalid file, or a port in use, is exit 2 with file:line:col and field, and nothing starts.",
+      "Run a local mesh from a file of resources: the control plane (in this process, state under --data-dir), every Workload's replicas each with its sidecar (`weft proxy`), every Gateway (`weft gateway`, ingress or terminating), and every other resource applied. Apps get PORT and, per upstream, WEFT_UPSTREAM_<SERVICE> (http://127.0.0.1:<local port>); they run in the file's directory. A process that dies is restarted with backoff. Ctrl-C (or `weft down`) stops gateways, then sidecars, then apps, then the control plane. The file is checked first: an invalid file, or a port in use, is exit 2 with file:line:col and field, and nothing starts.",
     )
     .option("-f, --file <file>", "the file of resources", "weft.yaml")
     .option(
       "-d, --detach",
-      "start in the background; return once everything is healthy (exit 0) or failed (1)",
+      "start in the background; return once every replica is healthy and every gateway ready (exit 0) or failed (1)",
     )
     .option("--data-dir <dir>", "state, logs and the control plane's store (default: .weft/ beside the file)")
     .option(
@@ -142,7 +142,10 @@ export function registerUpCommand(program: Command, io: Io): void {
         }
         if (errors.length > 0) throw invalid(errors, flags.file, io);
       }
-      const staleInstances = previous?.replicas.map((r) => r.instance) ?? [];
+      const staleInstances = [
+        ...(previous?.replicas.map((r) => r.instance) ?? []),
+        ...(previous?.gateways.flatMap((g) => (g.instance ? [g.instance] : [])) ?? []),
+      ];
 
       if (flags.detach && !flags.supervise) {
         await detach(flags, plan.file, dir, timeoutMs, io);
@@ -217,12 +220,13 @@ async function detach(flags: UpFlags, file: string, dir: DataDir, timeoutMs: num
       if (ours?.phase === "running" && !interrupted) {
         const color = useColor(io.out);
         const alive = (pid: number | null, st: number | null) => processAlive(pid, st);
+        const gateways = ours.gateways.length > 0 ? ` and ${plural(ours.gateways.length, "gateway")}` : "";
         io.out.write(
-          `weft up: ${plural(ours.replicas.length, "replica")} of ${plural(new Set(ours.replicas.map((r) => r.workload)).size, "workload")} ` +
+          `weft up: ${plural(ours.replicas.length, "replica")} of ${plural(new Set(ours.replicas.map((r) => r.workload)).size, "workload")}${gateways} ` +
             `healthy in ${humanDuration(Date.now() - started)}; supervisor pid ${child.pid} runs in the background (log ${shortPath(dir.upLog, io.cwd)})\n`,
         );
         io.out.write(
-          `${headerLines(ours, io.cwd, alive).join("\n")}\n\n${replicaTable(ours, alive, color)}\n`,
+          `${headerLines(ours, io.cwd, alive).join("\n")}\n\n${replicaTable(ours, alive, color)}${gatewayTable(ours, alive, color)}\n`,
         );
         const hint = dataDirHint(dir, io.cwd);
         io.out.write(`status: weft ps${hint}   logs: weft logs NAME [-f]${hint}   stop: weft down${hint}\n`);

@@ -1,6 +1,17 @@
 import { describe, expect, it } from "vitest";
-import { appCommand, appEnv, baseEnv, sidecarArgs, upstreamEnvName, WEFT_BIN } from "./launch.js";
-import type { WorkloadPlan } from "./plan.js";
+import {
+  appCommand,
+  appEnv,
+  baseEnv,
+  GATEWAY_DRAIN,
+  gatewayArgs,
+  gatewayPolicies,
+  parseGatewayReady,
+  sidecarArgs,
+  upstreamEnvName,
+  WEFT_BIN,
+} from "./launch.js";
+import type { GatewayPlan, WorkloadPlan } from "./plan.js";
 
 const web: WorkloadPlan = {
   name: "web-v2",
@@ -117,5 +128,78 @@ describe("sidecars", () => {
     );
     const i = args.indexOf("--health-interval");
     expect(args.slice(i - flags.length, i)).toEqual(flags);
+  });
+});
+
+describe("gateways", () => {
+  const edge: GatewayPlan = {
+    name: "edge",
+    type: "ingress",
+    listeners: [{ port: 9090, address: "127.0.0.1", protocol: "http" }],
+    registers: ["edge"],
+  };
+
+  it("weft gateway --name NAME: its resource from the control plane, admin on the chosen port, no token in argv", () => {
+    const args = gatewayArgs(edge, 41000, "http://127.0.0.1:7400");
+    expect(args).toEqual([
+      "gateway",
+      "--name",
+      "edge",
+      "--admin",
+      "127.0.0.1:41000",
+      "--drain-timeout",
+      GATEWAY_DRAIN,
+      "--server",
+      "http://127.0.0.1:7400",
+    ]);
+    expect(args).not.toContain("-f");
+    expect(args.join(" ")).not.toMatch(/token/i);
+  });
+
+  it("the token may write what the gateway registers: itself (ingress) or each external service (terminating)", () => {
+    expect(gatewayPolicies(edge)).toEqual(["service:edge:write"]);
+    expect(
+      gatewayPolicies({
+        name: "egress",
+        type: "terminating",
+        listeners: [],
+        registers: ["payments", "legacy"],
+      }),
+    ).toEqual(["service:payments:write", "service:legacy:write"]);
+  });
+
+  it("parses the ready line of an ingress and of a terminating gateway", () => {
+    expect(
+      parseGatewayReady("weft gateway ready name=edge type=ingress listeners=9090,9443 admin=41234", "edge"),
+    ).toEqual({
+      type: "ingress",
+      listeners: [
+        { name: "listener-0", port: 9090 },
+        { name: "listener-1", port: 9443 },
+      ],
+      admin: 41234,
+    });
+    expect(
+      parseGatewayReady(
+        "weft gateway ready name=egress type=terminating services=payments:41001,legacy:41002 admin=41003\n",
+        "egress",
+      ),
+    ).toEqual({
+      type: "terminating",
+      listeners: [
+        { name: "payments", port: 41001 },
+        { name: "legacy", port: 41002 },
+      ],
+      admin: 41003,
+    });
+  });
+
+  it.each([
+    ["a log line", '{"level":30,"msg":"gateway ready","listeners":[9090]}'],
+    ["another gateway's line", "weft gateway ready name=other type=ingress listeners=9090 admin=1"],
+    ["no admin port", "weft gateway ready name=edge type=ingress listeners=9090"],
+    ["a bad port", "weft gateway ready name=edge type=ingress listeners=90x0 admin=1"],
+  ])("%s is not the ready line", (_what, line) => {
+    expect(parseGatewayReady(line, "edge")).toBeUndefined();
   });
 });

@@ -61,17 +61,22 @@ describe("ManagedProcess", () => {
       name: "sleeper",
       log: join(dir, "sleeper.log"),
       prepare: node(
-        "process.on('SIGTERM', () => { console.log('bye'); process.exit(0); }); setInterval(() => {}, 1000)",
+        "process.on('SIGTERM', () => { console.log('bye'); process.exit(0); }); console.log('up'); setInterval(() => {}, 1000)",
       ),
       onExit: (_p, _e, restartIn) => exits.push(restartIn),
     });
     await p.start();
     const pid = p.record.pid as number;
     expect(p.alive).toBe(true);
-    await new Promise((r) => setTimeout(r, 300)); // let it install its handler
+    // Its handler is installed once it says so (a fixed sleep was not always enough on a loaded machine).
+    await until(() => readFileSync(join(dir, "sleeper.log"), "utf8").includes("up\n"));
     await p.stop(5_000);
     expect(p.alive).toBe(false);
-    expect(p.record).toMatchObject({ status: "stopped", pid: null, lastExit: { code: 0, output: ["bye"] } });
+    expect(p.record).toMatchObject({
+      status: "stopped",
+      pid: null,
+      lastExit: { code: 0, output: ["up", "bye"] },
+    });
     expect(exits).toEqual([undefined]);
     expect(() => process.kill(pid, 0)).toThrow();
   });

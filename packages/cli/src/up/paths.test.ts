@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { dataDirLayout, findDataDir, logFile, upDataDir } from "./paths.js";
+import { dataDirLayout, findDataDir, gatewayLogFile, logFile, upDataDir } from "./paths.js";
 
 const root = mkdtempSync(join(tmpdir(), "weft-paths-test-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -23,6 +23,7 @@ describe("data dir", () => {
     });
     expect(logFile(d, "web-1")).toBe("/m/.weft/logs/web-1.log");
     expect(logFile(d, "web-1", true)).toBe("/m/.weft/logs/web-1.sidecar.log");
+    expect(gatewayLogFile(d, "edge")).toBe("/m/.weft/logs/edge.gateway.log");
   });
 
   it("ps/down/logs find the nearest .weft/state.json upwards, or say where they looked", () => {

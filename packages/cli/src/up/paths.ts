@@ -8,6 +8,7 @@
  *                         client commands run from the file's directory find the token
  *   DIR/logs/NAME.log     each app replica's output (NAME = workload-replica)
  *   DIR/logs/NAME.sidecar.log, DIR/logs/controlplane.log, DIR/logs/up.log
+ *   DIR/logs/GATEWAY.gateway.log  each gateway's output (its ready line, JSON logs)
  *
  * `weft ps`, `weft down` and `weft logs` find the data dir from `--data-dir`,
  * else the nearest `.weft/state.json` from the current directory upwards
@@ -45,6 +46,11 @@ export function dataDirLayout(root: string): DataDir {
 /** The app log of a replica (`frontend-1`), or its sidecar's. */
 export function logFile(dir: DataDir, replicaId: string, sidecar = false): string {
   return join(dir.logs, `${replicaId}${sidecar ? ".sidecar" : ""}.log`);
+}
+
+/** A gateway's log (`edge.gateway.log`: no replica id ends in `.gateway`). */
+export function gatewayLogFile(dir: DataDir, name: string): string {
+  return join(dir.logs, `${name}.gateway.log`);
 }
 
 /** `weft up`'s data dir: the flag, or `.weft/` beside the file. */

@@ -107,6 +107,70 @@ describe("planFile", () => {
   });
 });
 
+const GATEWAYS = `---
+kind: Gateway
+name: edge
+type: ingress
+listeners:
+  - port: 19090
+    address: 127.0.0.1
+    routes: [{host: "*", pathPrefix: /, service: web}]
+  - port: 19091
+    routes: [{service: api}]
+---
+kind: Gateway
+name: egress
+type: terminating
+services:
+  - {name: payments, host: api.payments.example, port: 443}
+`;
+
+describe("gateways", () => {
+  it("each ingress and terminating Gateway is planned as a process, and applied as written", () => {
+    const r = planFile(file("gw.yaml", MESH + GATEWAYS), "gw.yaml");
+    if (!r.ok) throw new Error(r.errors.join("\n"));
+    expect(r.plan.gateways).toEqual([
+      {
+        name: "edge",
+        type: "ingress",
+        listeners: [
+          { port: 19090, address: "127.0.0.1", protocol: "http" },
+          { port: 19091, address: "0.0.0.0", protocol: "http" },
+        ],
+        registers: ["edge"],
+      },
+      { name: "egress", type: "terminating", listeners: [], registers: ["payments"] },
+    ]);
+    expect(r.plan.resources.map((x) => (x as { kind: string; name: string }).name)).toEqual([
+      "mesh",
+      "api",
+      "edge",
+      "egress",
+    ]);
+  });
+
+  it("a mesh Gateway is refused at its type (weft gateway cannot run it)", () => {
+    const text = `${MESH}---\nkind: Gateway\nname: dc2\ntype: mesh\nlisteners: [{port: 18443, protocol: tcp}]\n`;
+    const r = planFile(file("meshgw.yaml", text), "meshgw.yaml");
+    expect(r.ok).toBe(false);
+    if (!r.ok) {
+      expect(r.errors).toHaveLength(1);
+      expect(r.errors[0]).toMatch(
+        /^meshgw\.yaml:29:1: Gateway "dc2": type: mesh gateways are not supported by weft gateway yet/,
+      );
+    }
+  });
+
+  it("portClaims names each gateway listener port at its field, with its bind address", () => {
+    const r = planFile(file("gwports.yaml", MESH + GATEWAYS), "gwports.yaml");
+    if (!r.ok) throw new Error(r.errors.join("\n"));
+    expect(portClaims(r.plan, r.documents, "gwports.yaml").slice(1)).toEqual([
+      { port: 19090, host: "127.0.0.1", where: 'gwports.yaml:31:5: Gateway "edge": listeners[0].port' },
+      { port: 19091, host: "0.0.0.0", where: 'gwports.yaml:34:5: Gateway "edge": listeners[1].port' },
+    ]);
+  });
+});
+
 describe("host ports", () => {
   it("portClaims names each fixed port at its field", () => {
     const r = planFile(file("ports.yaml", MESH.replace("replicas: 2\n", "port: 19200\n")), "ports.yaml");

@@ -4,20 +4,24 @@
  *   text -> validateFile (api: YAML, kinds, unknown fields, schemas, and the
  *           local-mesh set rules: every upstream names a service some Workload
  *           provides, no host port claimed twice)
- *        -> at least one Workload
- *        -> host ports free now (fixed app ports, upstream local ports, the
- *           control plane's --listen): each is bound once on 127.0.0.1 and
- *           released; one in use is an error at its file:line and field.
+ *        -> at least one Workload; no Gateway of type mesh (`weft gateway`
+ *           runs ingress and terminating gateways only)
+ *        -> host ports free now (fixed app ports, upstream local ports, gateway
+ *           listener ports, the control plane's --listen): each is bound once
+ *           (127.0.0.1, or the listener's address) and released; one in use is
+ *           an error at its file:line and field.
  *
  * Errors are rendered by the api package (`file:line:col: Kind "name": path:
  * message`), so `weft up`, `weft validate` and `weft apply` read alike. The
- * result is a plan: the Workloads (defaults applied) and the other resources
- * as written, for the control plane.
+ * result is a plan: the Workloads (defaults applied), the Gateways to run,
+ * and the other resources as written (Gateways included), for the control
+ * plane.
  */
 import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, resolve } from "node:path";
 import {
+  type Gateway,
   parseDocuments,
   renderError,
   type SourceDocument,
@@ -54,6 +58,20 @@ export interface WorkloadPlan {
   meta: Record<string, string>;
 }
 
+/** A Gateway `weft up` runs as a `weft gateway --name NAME` process. */
+export interface GatewayPlan {
+  name: string;
+  type: "ingress" | "terminating";
+  /** Ingress: the listeners as written (their ports are fixed by the file). */
+  listeners: { port: number; address: string; protocol: string }[];
+  /**
+   * The catalog services the process registers instances of, so the ACL token
+   * it gets names them: the gateway's own name (ingress), or each external
+   * service (terminating: one sidecar-like instance per service).
+   */
+  registers: string[];
+}
+
 export interface UpPlan {
   /** Absolute path of the file. */
   file: string;
@@ -62,8 +80,8 @@ export interface UpPlan {
   workloads: WorkloadPlan[];
   /** Every non-Workload resource, as written: applied to the control plane. */
   resources: unknown[];
-  /** Names of Gateway resources (applied; gateway processes come with issue #9). */
-  gateways: string[];
+  /** The Gateways, in file order: applied with `resources`, then each run as a process. */
+  gateways: GatewayPlan[];
 }
 
 export type PlanResult =
@@ -85,6 +103,15 @@ function healthPlan(h: WorkloadHealth | undefined): HealthPlan {
       : { kind: "grpc", ...base };
   }
   return { kind: "tcp", ...base };
+}
+
+function gatewayPlan(g: Gateway & { type: "ingress" | "terminating" }): GatewayPlan {
+  return {
+    name: g.name,
+    type: g.type,
+    listeners: g.listeners.map((l) => ({ port: l.port, address: l.address, protocol: l.protocol })),
+    registers: g.type === "ingress" ? [g.name] : (g.services ?? []).map((s) => s.name),
+  };
 }
 
 function workloadPlan(w: Workload, dir: string): WorkloadPlan {
@@ -123,14 +150,24 @@ export function planFile(file: string, displayName = file): PlanResult {
   const dir = dirname(resolve(file));
   const workloads: WorkloadPlan[] = [];
   const resources: unknown[] = [];
-  const gateways: string[] = [];
+  const gateways: GatewayPlan[] = [];
+  const errors: string[] = [];
   checked.resources.forEach((r, i) => {
     if (r.kind === "Workload") workloads.push(workloadPlan(r, dir));
     else {
       resources.push(documents[i]?.value);
-      if (r.kind === "Gateway") gateways.push(r.name);
+      if (r.kind !== "Gateway") return;
+      if (r.type === "mesh") {
+        // Refused rather than skipped: `weft up` promises to run every Gateway of the file.
+        errors.push(
+          `${fieldAt(documents[i], displayName, `Gateway ${JSON.stringify(r.name)}`, ["type"])}: ` +
+            "mesh gateways are not supported by weft gateway yet, so weft up cannot run it; " +
+            "remove it from this file (weft apply can still store it)",
+        );
+      } else gateways.push(gatewayPlan({ ...r, type: r.type }));
     }
   });
+  if (errors.length > 0) return { ok: false, errors };
   if (workloads.length === 0) {
     return {
       ok: false,
@@ -142,25 +179,32 @@ export function planFile(file: string, displayName = file): PlanResult {
   return { ok: true, plan: { file: resolve(file), dir, workloads, resources, gateways }, documents };
 }
 
-/** `weft.yaml:12:9: Workload "web": upstreams[0].localPort` for the i-th Workload of the file. */
-function workloadField(
+/** `weft.yaml:12:9: Workload "web": upstreams[0].localPort`: a field of a parsed document. */
+function fieldAt(
+  doc: SourceDocument | undefined,
+  displayName: string,
+  document: string,
+  path: (string | number)[],
+): string {
+  const pos = doc?.locate(path) ?? { line: 1, column: 1 };
+  return renderError({
+    file: displayName,
+    line: pos.line,
+    column: pos.column,
+    document,
+    path,
+    message: "",
+  }).replace(/: $/, "");
+}
+
+/** The field locator for the i-th document of `kind` in the file. */
+function kindField(
   documents: readonly SourceDocument[],
   displayName: string,
+  kind: "Workload" | "Gateway",
 ): (i: number, name: string, path: (string | number)[]) => string {
-  const workloadDocs = documents.filter(
-    (d) => (d.value as { kind?: unknown } | null | undefined)?.kind === "Workload",
-  );
-  return (i, name, path) => {
-    const pos = workloadDocs[i]?.locate(path) ?? { line: 1, column: 1 };
-    return renderError({
-      file: displayName,
-      line: pos.line,
-      column: pos.column,
-      document: `Workload ${JSON.stringify(name)}`,
-      path,
-      message: "",
-    }).replace(/: $/, "");
-  };
+  const docs = documents.filter((d) => (d.value as { kind?: unknown } | null | undefined)?.kind === kind);
+  return (i, name, path) => fieldAt(docs[i], displayName, `${kind} ${JSON.stringify(name)}`, path);
 }
 
 /** A host port the plan will bind, and where the file asks for it. */
@@ -168,6 +212,8 @@ export interface PortClaim {
   port: number;
   /** Rendered location: `weft.yaml:12:9: Workload "web": upstreams[0].localPort`. */
   where: string;
+  /** Where it is bound; default 127.0.0.1. */
+  host?: string;
 }
 
 /** The fixed host ports of a plan with their file positions. */
@@ -177,11 +223,18 @@ export function portClaims(
   displayName: string,
 ): PortClaim[] {
   const claims: PortClaim[] = [];
-  const at = workloadField(documents, displayName);
+  const at = kindField(documents, displayName, "Workload");
   plan.workloads.forEach((w, i) => {
     if (w.port !== undefined) claims.push({ port: w.port, where: at(i, w.name, ["port"]) });
     w.upstreams.forEach((u, j) => {
       claims.push({ port: u.localPort, where: at(i, w.name, ["upstreams", j, "localPort"]) });
+    });
+  });
+  // Mesh gateways never get here (planFile refuses them), so the i-th planned gateway is the i-th Gateway document.
+  const gw = kindField(documents, displayName, "Gateway");
+  plan.gateways.forEach((g, i) => {
+    g.listeners.forEach((l, j) => {
+      claims.push({ port: l.port, host: l.address, where: gw(i, g.name, ["listeners", j, "port"]) });
     });
   });
   return claims;
@@ -207,6 +260,8 @@ export function portInUse(port: number, host = "127.0.0.1"): Promise<string | un
 
 /** Errors (rendered) for every claimed port that cannot be bound now. */
 export async function checkPorts(claims: readonly PortClaim[]): Promise<string[]> {
-  const results = await Promise.all(claims.map(async (c) => ({ c, problem: await portInUse(c.port) })));
+  const results = await Promise.all(
+    claims.map(async (c) => ({ c, problem: await portInUse(c.port, c.host) })),
+  );
   return results.filter((r) => r.problem !== undefined).map((r) => `${r.c.where}: ${r.problem}`);
 }

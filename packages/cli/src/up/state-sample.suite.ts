@@ -1,5 +1,5 @@
 /** Tests only: a small, complete UpState (one replica, everything running). */
-import type { UpState } from "./state.js";
+import type { GatewayRecord, UpState } from "./state.js";
 
 export function sampleState(): UpState {
   const proc = (pid: number | null, log: string) => ({
@@ -48,5 +48,26 @@ export function sampleState(): UpState {
     ],
     gateways: [],
     events: [],
+  };
+}
+
+/** Tests only: a ready ingress gateway record, as the supervisor keeps it. */
+export function sampleGateway(): GatewayRecord {
+  return {
+    name: "edge",
+    type: "ingress",
+    listeners: [{ name: "listener-0", port: 9090 }],
+    admin: 40010,
+    ready: true,
+    health: "passing",
+    healthOutput: "",
+    instance: "edge-0a1b2c3d4e",
+    pid: 110,
+    startTime: null,
+    status: "running",
+    restarts: 0,
+    startedAt: 2,
+    lastExit: null,
+    log: "/m/.weft/logs/edge.gateway.log",
   };
 }

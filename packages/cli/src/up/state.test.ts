@@ -11,7 +11,7 @@ import {
   removeState,
   writeState,
 } from "./state.js";
-import { sampleState } from "./state-sample.suite.js";
+import { sampleGateway, sampleState } from "./state-sample.suite.js";
 
 const dir = mkdtempSync(join(tmpdir(), "weft-state-test-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -35,6 +35,47 @@ describe("state file", () => {
       ["sidecar", 102, true],
       ["app", 101, true],
     ]);
+  });
+
+  it("round-trips gateways, and lists them before the sidecars they send to (stopping order)", () => {
+    const p = join(dir, "state-gw.json");
+    const s = {
+      ...sampleState(),
+      gateways: [sampleGateway(), { ...sampleGateway(), name: "idle", pid: null }],
+    };
+    writeState(p, s);
+    expect(readState(p)).toEqual(s);
+    expect(recordedProcesses(s).map((x) => [x.kind, x.pid, x.what])).toEqual([
+      ["supervisor", 100, "weft up supervisor"],
+      ["gateway", 110, "gateway edge"],
+      ["sidecar", 102, "web-1 sidecar"],
+      ["app", 101, "web-1 app"],
+    ]);
+  });
+
+  it("reads a state file written before gateways ran (gateways as names)", () => {
+    const p = join(dir, "state-old.json");
+    writeFileSync(p, JSON.stringify({ ...sampleState(), gateways: ["edge"] }));
+    const s = readState(p);
+    expect(s?.replicas).toEqual(sampleState().replicas);
+    expect(s?.gateways).toEqual([
+      expect.objectContaining({
+        name: "edge",
+        type: null,
+        pid: null,
+        status: "stopped",
+        listeners: [],
+        admin: null,
+        log: "/m/.weft/logs/edge.gateway.log",
+      }),
+    ]);
+    expect(recordedProcesses(s as NonNullable<typeof s>).map((x) => x.kind)).toEqual([
+      "supervisor",
+      "sidecar",
+      "app",
+    ]);
+    writeFileSync(p, JSON.stringify({ ...sampleState(), gateways: undefined }));
+    expect(readState(p)?.gateways).toEqual([]);
   });
 });
 

@@ -5,11 +5,15 @@
  * file + rename) whenever something changes and removes it once everything
  * it started has stopped.
  *
+ * Files written before gateways ran (`gateways` as a list of names) still
+ * read: each name becomes a gateway record without a process.
+ *
  * Each pid is recorded with the process's start time (Linux: field 22 of
  * /proc/PID/stat), so that a pid the kernel has since given to another
  * process is never signalled by `weft down` or taken for alive by `weft ps`.
  */
 import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { dataDirLayout, gatewayLogFile } from "./paths.js";
 
 export type Health = "passing" | "warning" | "critical" | "unknown";
 export type ProcStatus = "starting" | "running" | "backoff" | "stopped";
@@ -54,6 +58,32 @@ export interface ReplicaRecord {
   rps: number | null;
 }
 
+/** A gateway `weft up` runs (`weft gateway --name NAME`). */
+export interface GatewayRecord extends ProcRecord {
+  name: string;
+  /** Null in a state file written before gateways ran. */
+  type: "ingress" | "terminating" | null;
+  /**
+   * Where it serves, from its ready line: ingress listeners (`listener-0`)
+   * with their ports, or each external service's mTLS port (terminating).
+   * Before it is ready: the file's listener ports.
+   */
+  listeners: { name: string; port: number }[];
+  /** Its admin listener (/ready, /config, /metrics). */
+  admin: number | null;
+  ready: boolean;
+  /** passing while its admin /ready answers 200. */
+  health: Health;
+  healthOutput: string;
+  /**
+   * An ingress gateway's catalog instance id in this run (random per run; from
+   * its admin /config), so that the instance of a run that died is
+   * deregistered instead of lingering until its check expires. Null for a
+   * terminating gateway (its instances have fixed ids and are re-registered).
+   */
+  instance?: string | null;
+}
+
 export type Phase = "starting" | "running" | "stopping" | "failed";
 
 export interface UpState {
@@ -79,8 +109,8 @@ export interface UpState {
     log: string;
   };
   replicas: ReplicaRecord[];
-  /** Gateway resources applied to the control plane; gateway processes come with issue #9. */
-  gateways: string[];
+  /** The gateway processes, in file order. */
+  gateways: GatewayRecord[];
   /** The most recent events (restarts, health changes), newest last. */
   events: string[];
 }
@@ -94,10 +124,40 @@ export function readState(path: string): UpState | undefined {
   }
   try {
     const v = JSON.parse(text) as UpState;
-    return v && v.format === 1 && Array.isArray(v.replicas) ? v : undefined;
+    if (v?.format !== 1 || !Array.isArray(v.replicas)) return undefined;
+    return { ...v, gateways: upgradeGateways(v.gateways as unknown, v.dataDir) };
   } catch {
     return undefined;
   }
+}
+
+/** Gateway records; names (the format before gateways ran) become records without a process. */
+function upgradeGateways(v: unknown, dataDir: string): GatewayRecord[] {
+  if (!Array.isArray(v)) return [];
+  return v.flatMap((g): GatewayRecord[] => {
+    if (typeof g === "object" && g !== null && typeof (g as GatewayRecord).name === "string") {
+      return [g as GatewayRecord];
+    }
+    if (typeof g !== "string") return [];
+    return [
+      {
+        name: g,
+        type: null,
+        listeners: [],
+        admin: null,
+        ready: false,
+        health: "unknown",
+        healthOutput: "",
+        pid: null,
+        startTime: null,
+        status: "stopped",
+        restarts: 0,
+        startedAt: null,
+        lastExit: null,
+        log: gatewayLogFile(dataDirLayout(dataDir), g),
+      },
+    ];
+  });
 }
 
 /** Atomic replace: readers never see half a file. */
@@ -182,13 +242,17 @@ export function signalProcess(pid: number, signal: NodeJS.Signals, group = true)
   }
 }
 
-/** Every process the state file names (supervisor, apps, sidecars), with its start time. */
+/**
+ * Every process the state file names, with its start time, in stopping
+ * order after the supervisor: gateways (they send to sidecars), then each
+ * replica's sidecar and app.
+ */
 export function recordedProcesses(state: UpState): {
   what: string;
   pid: number;
   startTime: number | null;
   group: boolean;
-  kind: "supervisor" | "sidecar" | "app";
+  kind: "supervisor" | "gateway" | "sidecar" | "app";
 }[] {
   const out: ReturnType<typeof recordedProcesses> = [];
   out.push({
@@ -198,6 +262,16 @@ export function recordedProcesses(state: UpState): {
     group: state.supervisor.detached,
     kind: "supervisor",
   });
+  for (const g of state.gateways) {
+    if (g.pid)
+      out.push({
+        what: `gateway ${g.name}`,
+        pid: g.pid,
+        startTime: g.startTime,
+        group: true,
+        kind: "gateway",
+      });
+  }
   for (const r of state.replicas) {
     if (r.sidecar.pid)
       out.push({

@@ -1,7 +1,17 @@
 import { describe, expect, it } from "vitest";
 import { stripAnsi } from "../output.js";
-import { sampleState } from "./state-sample.suite.js";
-import { headerLines, healthy, humanDuration, psJson, replicaProblem, replicaTable } from "./status-view.js";
+import { sampleGateway, sampleState } from "./state-sample.suite.js";
+import {
+  gatewayHealthy,
+  gatewayProblem,
+  gatewayTable,
+  headerLines,
+  healthy,
+  humanDuration,
+  psJson,
+  replicaProblem,
+  replicaTable,
+} from "./status-view.js";
 
 const allAlive = () => true;
 
@@ -62,6 +72,85 @@ describe("status view", () => {
     r2.health = "critical";
     r2.healthOutput = "connection refused";
     expect(replicaProblem(r2)).toBe("web-1: health critical: connection refused");
+  });
+
+  it("the gateways table: pid, listener ports, admin port, health; nothing without gateways", () => {
+    expect(gatewayTable(sampleState(), allAlive, false)).toBe("");
+    const s = sampleState();
+    s.gateways = [
+      sampleGateway(),
+      {
+        ...sampleGateway(),
+        name: "egress",
+        type: "terminating",
+        pid: 111,
+        admin: 40020,
+        listeners: [
+          { name: "payments", port: 41001 },
+          { name: "legacy", port: 41002 },
+        ],
+      },
+      { ...sampleGateway(), name: "late", pid: null, status: "backoff", ready: false, restarts: 2 },
+    ];
+    const lines = stripAnsi(gatewayTable(s, (pid) => pid !== 111, true))
+      .trim()
+      .split("\n");
+    expect(lines[0]).toMatch(/^GATEWAY\s+TYPE\s+PID\s+LISTENERS\s+ADMIN\s+HEALTH\s+RESTARTS$/);
+    expect(lines[1]).toMatch(/^edge\s+ingress\s+110\s+9090\s+40010\s+passing\s+0$/);
+    expect(lines[2]).toMatch(
+      /^egress\s+terminating\s+111 \(dead\)\s+payments:41001,legacy:41002\s+40020\s+passing\s+0$/,
+    );
+    expect(lines[3]).toMatch(/^late\s+ingress\s+restarting\s+9090\s+40010\s+unknown\s+2$/);
+  });
+
+  it("psJson lists gateways (kind gateway) with liveness checked now", () => {
+    const s = sampleState();
+    s.gateways = [sampleGateway()];
+    const v = psJson(s, allAlive) as { gateways: unknown[] };
+    expect(v.gateways).toEqual([
+      {
+        kind: "gateway",
+        name: "edge",
+        type: "ingress",
+        instance: "edge-0a1b2c3d4e",
+        pid: 110,
+        alive: true,
+        listeners: [{ name: "listener-0", port: 9090 }],
+        admin: 40010,
+        ready: true,
+        health: "passing",
+        healthy: true,
+        status: "running",
+        restarts: 0,
+        lastExit: null,
+        log: "/m/.weft/logs/edge.gateway.log",
+      },
+    ]);
+    const dead = psJson(s, (pid) => pid !== 110) as { gateways: { alive: boolean; healthy: boolean }[] };
+    expect(dead.gateways[0]).toMatchObject({ alive: false, healthy: false });
+  });
+
+  it("gatewayProblem says why a gateway is not healthy", () => {
+    const g = sampleGateway();
+    expect(gatewayHealthy(g)).toBe(true);
+    expect(gatewayProblem(g)).toBeUndefined();
+    expect(gatewayProblem({ ...g, ready: false })).toBe(
+      "gateway edge: not ready yet (no ready line in /m/.weft/logs/edge.gateway.log)",
+    );
+    expect(gatewayProblem({ ...g, health: "critical", healthOutput: "draining" })).toBe(
+      "gateway edge: health critical: draining",
+    );
+    const crashed = {
+      ...g,
+      status: "backoff" as const,
+      ready: false,
+      restarts: 1,
+      lastExit: { code: 2, signal: null, at: 0, uptimeMs: 5, output: ["weft: port 9090 in use"] },
+    };
+    expect(gatewayHealthy(crashed)).toBe(false);
+    expect(gatewayProblem(crashed)).toBe(
+      "gateway edge exited with code 2 (1 restart); last output:\n    weft: port 9090 in use",
+    );
   });
 
   it("humanDuration", () => {

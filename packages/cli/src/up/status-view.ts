@@ -1,13 +1,13 @@
 /**
  * How a `weft up` looks to people: the header lines (file, control plane
- * address and token, UI), the table of replicas (shared by `weft up` and
- * `weft ps`), and the JSON view of `weft ps --json`. Pure functions of the
+ * address and token, UI), the tables of replicas and of gateways (shared by
+ * `weft up` and `weft ps`), and the JSON view of `weft ps --json`. Pure functions of the
  * state (and of which pids are alive), so they are tested without processes.
  */
 import { relative } from "node:path";
 import { type Color, paint, table } from "../output.js";
 import { describeExit } from "./managed-process.js";
-import type { Health, ReplicaRecord, UpState } from "./state.js";
+import type { GatewayRecord, Health, ReplicaRecord, UpState } from "./state.js";
 
 const HEALTH_COLOR: Record<Health, Color> = {
   passing: "green",
@@ -96,11 +96,6 @@ export function headerLines(state: UpState, cwd: string, alive: AliveFn, color =
     `control plane: ${state.controlPlane.api ?? "-"} (pid ${state.controlPlane.pid}${supAlive ? "" : ", dead"}), token ${rel(state.controlPlane.tokenFile)}`,
     `web UI: ${state.controlPlane.ui ?? "not yet (comes with the web UI, issue #10)"}`,
   ];
-  if (state.gateways.length > 0) {
-    lines.push(
-      `gateways ${state.gateways.join(", ")}: applied; gateway processes are not run yet (issue #9)`,
-    );
-  }
   if (state.phase === "failed" && state.message) lines.push(`failed: ${state.message}`);
   return lines;
 }
@@ -123,6 +118,57 @@ export function replicaProblem(r: ReplicaRecord): string | undefined {
       out.push(`${r.instance}: health ${r.health}${r.healthOutput ? `: ${r.healthOutput}` : ""}`);
   }
   return out.length > 0 ? out.join("\n") : undefined;
+}
+
+/** A gateway's health as shown: unknown until it is ready. */
+function gatewayHealth(g: GatewayRecord): Health {
+  return g.ready ? g.health : "unknown";
+}
+
+/** `9090` for ingress listeners, `payments:41001` for a terminating gateway's services. */
+function listenerCell(g: GatewayRecord): string {
+  if (g.listeners.length === 0) return "-";
+  return g.listeners
+    .map((l) => (l.name.startsWith("listener-") ? String(l.port) : `${l.name}:${l.port}`))
+    .join(",");
+}
+
+/**
+ * The gateways table (empty string when the file has none): one row per
+ * gateway process, with the ports it serves on and its admin (metrics) port.
+ */
+export function gatewayTable(state: UpState, alive: AliveFn, color: boolean): string {
+  if (state.gateways.length === 0) return "";
+  const rows = state.gateways.map((g) => {
+    const health = gatewayHealth(g);
+    return [
+      g.name,
+      g.type ?? "-",
+      procCell(g.pid, g.startTime, g.status, alive),
+      listenerCell(g),
+      dash(g.admin),
+      paint(health, HEALTH_COLOR[health], color),
+      String(g.restarts),
+    ];
+  });
+  return `\n${table(["GATEWAY", "TYPE", "PID", "LISTENERS", "ADMIN", "HEALTH", "RESTARTS"], rows)}`;
+}
+
+export function gatewayHealthy(g: GatewayRecord): boolean {
+  return g.status === "running" && g.ready && g.health === "passing";
+}
+
+/** What went wrong with a gateway that is not healthy (for -d failures). */
+export function gatewayProblem(g: GatewayRecord): string | undefined {
+  if (gatewayHealthy(g)) return undefined;
+  if (g.lastExit && g.status !== "running") {
+    return [
+      `gateway ${g.name} ${describeExit(g.lastExit)} (${g.restarts} restart${g.restarts === 1 ? "" : "s"}); last output:`,
+      ...g.lastExit.output.slice(-6).map((l) => `    ${l}`),
+    ].join("\n");
+  }
+  if (!g.ready) return `gateway ${g.name}: not ready yet (no ready line in ${g.log})`;
+  return `gateway ${g.name}: health ${g.health}${g.healthOutput ? `: ${g.healthOutput}` : ""}`;
 }
 
 export function healthy(r: ReplicaRecord): boolean {
@@ -149,7 +195,23 @@ export function psJson(state: UpState, alive: AliveFn): unknown {
       ui: state.controlPlane.ui,
       tokenFile: state.controlPlane.tokenFile,
     },
-    gateways: state.gateways,
+    gateways: state.gateways.map((g) => ({
+      kind: "gateway",
+      name: g.name,
+      type: g.type,
+      instance: g.instance ?? null,
+      pid: g.pid,
+      alive: alive(g.pid, g.startTime),
+      listeners: g.listeners,
+      admin: g.admin,
+      ready: g.ready,
+      health: gatewayHealth(g),
+      healthy: gatewayHealthy(g) && alive(g.pid, g.startTime),
+      status: g.status,
+      restarts: g.restarts,
+      lastExit: g.lastExit,
+      log: g.log,
+    })),
     processes: state.replicas.map((r) => ({
       workload: r.workload,
       service: r.service,

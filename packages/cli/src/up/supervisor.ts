@@ -3,14 +3,20 @@
  *
  *   control plane (in this process: startServer, SQLite under DIR/server)
  *   -> management token (the store's bootstrap token) -> apply every
- *      non-Workload resource -> one `service:<name>:write` token per service
+ *      non-Workload resource (Gateways included) -> one `service:<name>:write`
+ *      token per service, and one per gateway (write on what it registers)
  *   -> per replica: app (PORT, WEFT_UPSTREAM_*) -> once it listens, its
  *      sidecar (`weft proxy`, token in WEFT_TOKEN)
- *   -> loops: catalog health (1 s), sidecar readiness, inbound request rate
- *      (2 s), state file, log rotation, the live view
+ *   -> per Gateway, once the replicas' processes are up: `weft gateway
+ *      --name NAME` (its resource from the control plane; ready when it
+ *      prints its ready line, with the ports it serves on)
+ *   -> loops: catalog health and gateway /ready (1 s), sidecar readiness,
+ *      inbound request rate (2 s), state file, log rotation, the live view
  *   -> stop (Ctrl-C, SIGTERM from `weft down`, or a failed `-d` start):
- *      sidecars first (SIGTERM: they deregister and drain), then apps, then
- *      the control plane; the state file goes last.
+ *      gateways first (they drain the requests they hold, while the
+ *      sidecars they send to still serve), then sidecars (SIGTERM: they
+ *      deregister and drain), then apps, then the control plane; the state
+ *      file goes last.
  *
  * A process that dies is started again with backoff and the exit (code or
  * signal, last output lines) is shown. If this process itself is killed
@@ -21,15 +27,27 @@ import { appendFileSync, mkdirSync, readFileSync } from "node:fs";
 import { get } from "node:http";
 import { WeftClient } from "@weft/api/client";
 import { describeError, WeftError } from "@weft/core";
+import { webUiDir } from "../commands/server.js";
 import type { Io } from "../io.js";
 import { paint, useColor } from "../output.js";
-import { appCommand, appEnv, baseEnv, type ReplicaPorts, sidecarArgs, WEFT_BIN } from "./launch.js";
-import { rotateIfLarge } from "./log-files.js";
+import {
+  appCommand,
+  appEnv,
+  baseEnv,
+  gatewayArgs,
+  gatewayPolicies,
+  parseGatewayReady,
+  type ReplicaPorts,
+  sidecarArgs,
+  WEFT_BIN,
+} from "./launch.js";
+import { lastRunLines, rotateIfLarge } from "./log-files.js";
 import { describeExit, ManagedProcess } from "./managed-process.js";
-import { type DataDir, elsewhereHint, logFile } from "./paths.js";
-import type { UpPlan, WorkloadPlan } from "./plan.js";
+import { type DataDir, elsewhereHint, gatewayLogFile, logFile } from "./paths.js";
+import type { GatewayPlan, UpPlan, WorkloadPlan } from "./plan.js";
 import { PortAllocator, waitForListening } from "./ports.js";
 import {
+  type GatewayRecord,
   type Health,
   processAlive,
   processStartTime,
@@ -38,7 +56,16 @@ import {
   type UpState,
   writeState,
 } from "./state.js";
-import { headerLines, healthy, humanDuration, replicaProblem, replicaTable } from "./status-view.js";
+import {
+  gatewayHealthy,
+  gatewayProblem,
+  gatewayTable,
+  headerLines,
+  healthy,
+  humanDuration,
+  replicaProblem,
+  replicaTable,
+} from "./status-view.js";
 
 export interface SupervisorOptions {
   plan: UpPlan;
@@ -53,12 +80,14 @@ export interface SupervisorOptions {
   staleInstances?: string[];
 }
 
+const GATEWAY_GRACE_MS = 15_000;
 const SIDECAR_GRACE_MS = 15_000;
 const APP_GRACE_MS = 10_000;
 const HEALTH_POLL_MS = 1_000;
 const METRICS_POLL_MS = 2_000;
 const MAX_EVENTS = 30;
 const TOKEN_DESCRIPTION = "weft up: sidecar token for ";
+const GATEWAY_TOKEN_DESCRIPTION = "weft up: gateway token for ";
 
 interface Replica {
   rec: ReplicaRecord;
@@ -67,6 +96,13 @@ interface Replica {
   sidecar: ManagedProcess;
   readyTimer?: NodeJS.Timeout;
   lastRequests?: { at: number; total: number };
+}
+
+interface GatewayProc {
+  rec: GatewayRecord;
+  plan: GatewayPlan;
+  proc: ManagedProcess;
+  readyTimer?: NodeJS.Timeout;
 }
 
 function httpGet(url: string, timeoutMs: number): Promise<{ status: number; body: string }> {
@@ -100,6 +136,7 @@ export function inboundRequests(metrics: string): number {
 export class Supervisor {
   private readonly state: UpState;
   private readonly replicas: Replica[] = [];
+  private readonly gateways: GatewayProc[] = [];
   private readonly timers: NodeJS.Timeout[] = [];
   private server: { url: string; close(): Promise<void> } | undefined;
   private client: WeftClient | undefined;
@@ -114,6 +151,7 @@ export class Supervisor {
   private readonly color: boolean;
   private readonly ports: PortAllocator;
   private tokens = new Map<string, string>();
+  private gatewayTokens = new Map<string, string>();
   /** How to run ps/logs/down from another terminal started where this one was. */
   private hint = "";
 
@@ -128,6 +166,7 @@ export class Supervisor {
       if (w.port !== undefined) reserved.push(w.port);
       for (const u of w.upstreams) reserved.push(u.localPort);
     }
+    for (const g of o.plan.gateways) for (const l of g.listeners) reserved.push(l.port);
     this.ports = new PortAllocator(reserved);
     const now = Date.now();
     this.state = {
@@ -152,7 +191,7 @@ export class Supervisor {
         log: o.dir.controlPlaneLog,
       },
       replicas: [],
-      gateways: [...o.plan.gateways],
+      gateways: [],
       events: [],
     };
   }
@@ -223,9 +262,11 @@ export class Supervisor {
       storeSpec: dir.server,
       dataDir: dir.server,
       logger,
+      uiDir: webUiDir(),
     });
     this.server = server;
     this.state.controlPlane.api = server.url;
+    this.state.controlPlane.ui = `${server.url}/ui/`;
     this.event(`control plane listening on ${server.url} (store ${dir.server})`);
     let token = server.bootstrapToken;
     if (token === undefined) {
@@ -255,27 +296,28 @@ export class Supervisor {
             : " (unchanged)"),
       );
     }
-    if (plan.gateways.length > 0) {
-      this.event(
-        `gateways ${plan.gateways.join(", ")} applied; gateway processes are not run yet (issue #9)`,
-      );
-    }
     await this.createTokens(client);
     if (this.stopping) return;
 
     for (const w of plan.workloads) {
       for (let i = 1; i <= w.replicas; i++) this.replicas.push(await this.replica(w, i));
     }
+    for (const g of plan.gateways) this.gateways.push(this.gateway(g));
     this.state.replicas = this.replicas.map((r) => r.rec);
+    this.state.gateways = this.gateways.map((g) => g.rec);
     this.persist();
     await Promise.all(this.replicas.map((r) => this.startReplica(r)));
+    // Gateways after the workloads they route to (they answer 503 until a destination is healthy).
+    if (this.stopping) return;
+    await Promise.all(this.gateways.map((g) => g.proc.start()));
   }
 
   /** Fresh per-service tokens each run; the previous run's are revoked. */
   private async createTokens(client: WeftClient): Promise<void> {
     const old = await client.listTokens();
     for (const t of old) {
-      if (t.description?.startsWith(TOKEN_DESCRIPTION))
+      const d = t.description ?? "";
+      if (d.startsWith(TOKEN_DESCRIPTION) || d.startsWith(GATEWAY_TOKEN_DESCRIPTION))
         await client.deleteToken(t.accessorId).catch(() => {});
     }
     const services = [...new Set(this.o.plan.workloads.map((w) => w.service))];
@@ -286,6 +328,91 @@ export class Supervisor {
       });
       this.tokens.set(s, t.secretId);
     }
+    for (const g of this.o.plan.gateways) {
+      const policies = gatewayPolicies(g);
+      // A terminating gateway without services registers nothing; it still needs a valid token.
+      const t = await client.createToken({
+        policies: policies.length > 0 ? policies : [`service:${g.name}:write`],
+        description: `${GATEWAY_TOKEN_DESCRIPTION}${g.name}`,
+      });
+      this.gatewayTokens.set(g.name, t.secretId);
+    }
+  }
+
+  private gateway(g: GatewayPlan): GatewayProc {
+    const { dir, plan } = this.o;
+    const planned = () => g.listeners.map((l, i) => ({ name: `listener-${i}`, port: l.port }));
+    const proc = new ManagedProcess({
+      name: `gateway ${g.name}`,
+      log: gatewayLogFile(dir, g.name),
+      prepare: async () => {
+        const admin = await this.ports.next();
+        Object.assign(rec, { admin, ready: false, listeners: planned() });
+        return {
+          command: process.execPath,
+          args: [WEFT_BIN, ...gatewayArgs(g, admin, this.server?.url ?? "")],
+          cwd: plan.dir,
+          env: { ...baseEnv(), WEFT_TOKEN: this.gatewayTokens.get(g.name) ?? "" },
+        };
+      },
+      onStart: (p) => {
+        this.event(`gateway ${g.name} started (pid ${p.record.pid})`);
+        this.pollGatewayReady(gp);
+      },
+      onExit: (p, exit, restartIn) => {
+        rec.ready = false;
+        rec.health = "unknown";
+        if (gp.readyTimer) clearTimeout(gp.readyTimer);
+        // A gateway that stops when asked deregisters itself; one that died leaves its instance behind.
+        const gone = rec.instance;
+        rec.instance = null;
+        if (gone && restartIn !== undefined) void this.client?.deregisterInstance(gone).catch(() => {});
+        this.exitEvent(`gateway ${g.name}`, exit, restartIn, p.spawnError);
+      },
+    });
+    const rec: GatewayRecord = Object.assign(proc.record, {
+      name: g.name,
+      type: g.type,
+      listeners: planned(),
+      admin: null,
+      ready: false,
+      health: "unknown" as Health,
+      healthOutput: "",
+      instance: null,
+    });
+    const gp: GatewayProc = { rec, plan: g, proc };
+    return gp;
+  }
+
+  /** Ready once this run printed its ready line (with the ports it serves on) to its log. */
+  private pollGatewayReady(g: GatewayProc): void {
+    const tick = () => {
+      g.readyTimer = undefined;
+      if (this.stopping || !g.proc.alive) return;
+      const ready = lastRunLines(g.rec.log, 500, 256 * 1024)
+        .map((l) => parseGatewayReady(l, g.rec.name))
+        .find((r) => r !== undefined);
+      if (ready) {
+        // admin=0: a terminating gateway without services has no admin listener (nothing to poll).
+        Object.assign(g.rec, {
+          listeners: ready.listeners,
+          admin: ready.admin > 0 ? ready.admin : null,
+          ready: true,
+        });
+        g.rec.health = "passing";
+        g.rec.healthOutput = "";
+        this.event(
+          `gateway ${g.rec.name} ready (pid ${g.rec.pid}, ${g.rec.type === "terminating" ? "services" : "listeners"} ` +
+            `${ready.listeners.map((l) => (g.rec.type === "terminating" ? `${l.name}:${l.port}` : l.port)).join(", ")}, admin ${ready.admin})`,
+        );
+        this.persist();
+        this.checkReady();
+        if (g.rec.type === "ingress") void this.gatewayInstance(g, ready.admin);
+        return;
+      }
+      g.readyTimer = setTimeout(tick, 250);
+    };
+    g.readyTimer = setTimeout(tick, 200);
   }
 
   private async replica(w: WorkloadPlan, index: number): Promise<Replica> {
@@ -404,6 +531,7 @@ export class Supervisor {
         rotateIfLarge(r.rec.app.log);
         rotateIfLarge(r.rec.sidecar.log);
       }
+      for (const g of this.gateways) rotateIfLarge(g.rec.log);
       rotateIfLarge(this.o.dir.controlPlaneLog);
       rotateIfLarge(this.o.dir.upLog);
     });
@@ -411,9 +539,10 @@ export class Supervisor {
     if (this.o.detached) {
       const deadline = setTimeout(() => {
         if (this.state.phase !== "starting" || this.stopping) return;
-        const problems = this.replicas
-          .map((r) => (healthy(r.rec) ? undefined : replicaProblem(r.rec)))
-          .filter((p): p is string => p !== undefined);
+        const problems = [
+          ...this.replicas.map((r) => (healthy(r.rec) ? undefined : replicaProblem(r.rec))),
+          ...this.gateways.map((g) => (gatewayHealthy(g.rec) ? undefined : gatewayProblem(g.rec))),
+        ].filter((p): p is string => p !== undefined);
         this.fail(
           new WeftError("WEFT_ERR_UNAVAILABLE", {
             detail:
@@ -450,8 +579,44 @@ export class Supervisor {
         this.event(`${r.rec.instance} health ${before} -> ${status}${now?.output ? `: ${now.output}` : ""}`);
       }
     }
+    await Promise.all(this.gateways.map((g) => this.pollGatewayHealth(g)));
     this.checkReady();
     this.persist();
+  }
+
+  /** Records an ingress gateway's catalog instance id (its admin /config says it). */
+  private async gatewayInstance(g: GatewayProc, admin: number): Promise<void> {
+    const res = await httpGet(`http://127.0.0.1:${admin}/config`, 2_000).catch(() => undefined);
+    if (res?.status !== 200 || g.rec.admin !== admin || !g.proc.alive) return;
+    try {
+      const id = (JSON.parse(res.body) as { instanceId?: unknown }).instanceId;
+      if (typeof id === "string") {
+        g.rec.instance = id;
+        this.persist();
+      }
+    } catch {
+      // not JSON: nothing to record
+    }
+  }
+
+  /** A ready gateway's health: its admin /ready (200 while it serves, 503 with reasons while not). */
+  private async pollGatewayHealth(g: GatewayProc): Promise<void> {
+    const admin = g.rec.admin;
+    if (!g.rec.ready || admin === null || !g.proc.alive) return;
+    const res = await httpGet(`http://127.0.0.1:${admin}/ready`, 1_000).catch((e: unknown) => ({
+      status: 0,
+      body: describeError(e),
+    }));
+    if (!g.proc.alive || g.rec.admin !== admin) return;
+    const status: Health = res.status === 200 ? "passing" : "critical";
+    const before = g.rec.health;
+    g.rec.health = status;
+    g.rec.healthOutput = status === "passing" ? "" : res.body.trim().slice(0, 200);
+    if (before !== status) {
+      this.event(
+        `gateway ${g.rec.name} health ${before} -> ${status}${g.rec.healthOutput ? `: ${g.rec.healthOutput}` : ""}`,
+      );
+    }
   }
 
   private async pollMetrics(): Promise<void> {
@@ -476,13 +641,16 @@ export class Supervisor {
   private checkReady(): void {
     if (this.state.phase !== "starting" || this.stopping) return;
     if (this.replicas.length === 0 || !this.replicas.every((r) => healthy(r.rec))) return;
+    if (this.gateways.length !== this.o.plan.gateways.length) return;
+    if (!this.gateways.every((g) => gatewayHealthy(g.rec))) return;
     const now = Date.now();
     this.state.phase = "running";
     this.state.readyAt = now;
     this.persist(true);
     const n = this.replicas.length;
+    const gw = this.gateways.length;
     this.event(
-      `all ${n} replica${n === 1 ? "" : "s"} healthy in ${humanDuration(now - this.state.startedAt)}`,
+      `all ${n} replica${n === 1 ? "" : "s"}${gw > 0 ? ` and ${gw} gateway${gw === 1 ? "" : "s"}` : ""} healthy in ${humanDuration(now - this.state.startedAt)}`,
     );
     if (!this.tty) this.summary();
   }
@@ -490,7 +658,7 @@ export class Supervisor {
   /** The status, once, as plain text (non-TTY foreground and the -d log). */
   private summary(): void {
     const alive = (pid: number | null, st: number | null) => processAlive(pid, st);
-    const text = `${headerLines(this.state, this.o.io.cwd, alive).join("\n")}\n${replicaTable(this.state, alive, this.color)}`;
+    const text = `${headerLines(this.state, this.o.io.cwd, alive).join("\n")}\n${replicaTable(this.state, alive, this.color)}${gatewayTable(this.state, alive, this.color)}`;
     this.o.io.out.write(text);
   }
 
@@ -544,6 +712,9 @@ export class Supervisor {
       ...header.map(clip),
       "",
       ...replicaTable(this.state, alive, this.color).trimEnd().split("\n"),
+      ...(this.state.gateways.length > 0
+        ? ["", ...gatewayTable(this.state, alive, this.color).trim().split("\n")]
+        : []),
       "",
       paint("recent events:", "dim", this.color),
       ...this.state.events
@@ -597,13 +768,18 @@ export class Supervisor {
       clearTimeout(t);
     }
     for (const r of this.replicas) if (r.readyTimer) clearTimeout(r.readyTimer);
+    for (const g of this.gateways) if (g.readyTimer) clearTimeout(g.readyTimer);
     if (this.state.phase !== "failed") this.state.phase = "stopping";
-    const running = this.replicas.some((r) => r.app.alive || r.sidecar.alive);
+    const running =
+      this.replicas.some((r) => r.app.alive || r.sidecar.alive) || this.gateways.some((g) => g.proc.alive);
     if (running || this.server) {
       this.event(
-        `stopping${this.stopReason ? ` (${this.stopReason})` : ""}: sidecars (they deregister and drain), then apps, then the control plane`,
+        `stopping${this.stopReason ? ` (${this.stopReason})` : ""}: ${this.gateways.length > 0 ? "gateways (they drain), then " : ""}sidecars (they deregister and drain), then apps, then the control plane`,
       );
     }
+    this.persist(true);
+    // Gateways first: what they hold in flight still reaches the sidecars behind them.
+    await Promise.all(this.gateways.map((g) => g.proc.stop(GATEWAY_GRACE_MS)));
     this.persist(true);
     await Promise.all(this.replicas.map((r) => r.sidecar.stop(SIDECAR_GRACE_MS)));
     this.persist(true);
@@ -619,6 +795,7 @@ export class Supervisor {
   }
 
   private killAll(): void {
+    for (const g of this.gateways) g.proc.killNow();
     for (const r of this.replicas) {
       r.sidecar.killNow();
       r.app.killNow();

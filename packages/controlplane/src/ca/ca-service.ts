@@ -14,8 +14,14 @@
  * or been replaced (a holder renewing from the new root replaces its leaf),
  * plus a grace for handshakes that started just before.
  *
- * Single writer for now: with several replicas (#12) the sweep and root
- * creation run on the elected leader; signing is safe anywhere (fenced txn).
+ * Several replicas (#12, `leader` given): only the elected leader uses the
+ * signing key (sign, rotate) and sweeps. A follower refuses with 503
+ * (server.ts forwards sign/rotate requests to the leader first, see
+ * ha/leader-forward.ts); a leader that lost its lease refuses at once (the
+ * election's local step-down comes before the lease can lapse in etcd),
+ * and the leaf record is written through the term-fenced store, so a
+ * certificate is only handed out if etcd confirmed our term at that write.
+ * Creating the first root stays on any replica: it is a create-if-absent txn.
  */
 import { createHash, randomBytes } from "node:crypto";
 import type { CaRoot, CaRootsResponse, InstanceCertificate, RotateResponse, SignResponse } from "@weft/api";
@@ -28,6 +34,7 @@ import {
   weftError,
 } from "@weft/core";
 import type { Logger } from "pino";
+import type { LeaderGate } from "../catalog/catalog.js";
 import { ChangeFeed, type ChangeListener } from "../state/change-feed.js";
 import {
   CA_ACTIVE_KEY,
@@ -62,6 +69,8 @@ export interface CaServiceOptions {
   retireGraceMs?: number;
   /** Sweep period (expired leaf records, retiring root, root expiry). Default 30 s; 1 s while a root retires. */
   sweepIntervalMs?: number;
+  /** Replicated control plane: signing, rotation and the sweep run only while leader, writing through its fenced store. */
+  leader?: LeaderGate;
 }
 
 /** Leaves are valid from a minute before signing: peers' clocks drift. */
@@ -237,6 +246,27 @@ export class CaService implements Disposable {
     return a;
   }
 
+  /**
+   * The store for a key-use or sweep write: the plain store without a gate,
+   * the term-fenced one while leader; throws 503 when not leader.
+   */
+  private leaderStore(): Store {
+    const gate = this.opts.leader;
+    if (!gate) return this.opts.store;
+    const store = gate.isLeader() ? gate.dutyStore() : undefined;
+    if (!store) {
+      throw weftError("WEFT_ERR_UNAVAILABLE", {
+        detail: "this control-plane replica is not the leader: CA signing runs on the leader; retry",
+      });
+    }
+    return store;
+  }
+
+  /** Whether this replica may use the signing key now (always without a gate). */
+  mayUseKey(): boolean {
+    return this.opts.leader === undefined || this.opts.leader.isLeader();
+  }
+
   // --- signing ---
 
   /** Signs a checked CSR. `ttlMs` above the mesh maximum is refused (WEFT_ERR_CERT_TTL_TOO_LONG). */
@@ -256,6 +286,7 @@ export class CaService implements Disposable {
     }
     // Two tries: a rotation between reading the active root and the fenced write is retried once.
     for (let attempt = 0; ; attempt++) {
+      this.leaderStore(); // refuse before touching the key when not leader
       const root = this.requireActive();
       const now = this.clock.now();
       const serial = serialNumber();
@@ -282,7 +313,8 @@ export class CaService implements Disposable {
         retiring !== root.id &&
         this.view.leaves.get(retiring)?.has(`${service}/${holder}`);
       if (replaces && retiring) ops.push({ type: "delete", key: caLeafKey(retiring, service, holder) });
-      const res = await this.opts.store.txn({
+      // Fenced on our term when replicated: a deposed leader's record write fails in etcd.
+      const res = await this.leaderStore().txn({
         compare: [{ key: CA_ACTIVE_KEY, target: "value", op: "=", value: root.id }],
         success: ops,
       });
@@ -323,6 +355,7 @@ export class CaService implements Disposable {
   // --- rotation ---
 
   async rotate(): Promise<RotateResponse> {
+    this.leaderStore();
     const old = this.requireActive();
     const pending = this.view.retiring;
     if (pending) {
@@ -337,7 +370,7 @@ export class CaService implements Disposable {
       { serialNumber: serialNumber(), notAfter: new Date(next.notAfter) },
     );
     next.crossSignedBy = old.id;
-    const res = await this.opts.store.txn({
+    const res = await this.leaderStore().txn({
       compare: [
         { key: CA_ACTIVE_KEY, target: "value", op: "=", value: old.id },
         { key: CA_RETIRING_KEY, target: "exists", value: false },
@@ -392,9 +425,9 @@ export class CaService implements Disposable {
   }
 
   private async doSweep(): Promise<void> {
-    if (this.closed) return;
+    if (this.closed || !this.mayUseKey()) return;
     const now = this.clock.now();
-    const store = this.opts.store;
+    const store = this.leaderStore();
     // A leaf counts until a grace after its notAfter: X.509 validity includes the notAfter
     // second, and a handshake may have started just before it.
     const grace = this.opts.retireGraceMs ?? 5_000;

@@ -9,7 +9,9 @@
  * with a check critical for longer than its `deregisterCriticalAfter` is
  * removed. Heartbeat times live in memory only; the store is written on
  * status TRANSITIONS only, so a steady heartbeat costs no write and wakes no
- * blocking query. After a restart TTLs (and the reap grace) count from the
+ * blocking query. With several replicas (etcd), each replica publishes the
+ * checks it heard as one digest write per TTL/4 (heartbeat-share.ts), so
+ * the leader's expiry counts heartbeats received by any replica. After a restart TTLs (and the reap grace) count from the
  * restart. Deadlines sit on one DeadlineWheel (one timer for all checks).
  *
  * Re-registering an existing instance id replaces the record but keeps the
@@ -39,6 +41,7 @@ import { INSTANCES_PREFIX, instanceKey, parseInstanceKey, serviceInstancesPrefix
 import { PrefixMirror } from "../state/prefix-mirror.js";
 import type { KeyValue, Store, WatchBatch } from "../store/store.js";
 import { DeadlineWheel } from "./deadline-wheel.js";
+import { HeartbeatShare, type RemoteHeartbeat } from "./heartbeat-share.js";
 
 const trace = tracer("health");
 
@@ -73,6 +76,14 @@ export interface CatalogOptions {
   logger?: Logger;
   /** Server-wide default for checks that do not set `deregisterCriticalAfter`. */
   deregisterCriticalAfterMs?: number;
+  /**
+   * Share heartbeats with the other replicas of the store (catalog/heartbeat-share.ts), so
+   * that the leader's expiry counts reports received by any replica. Default: on when
+   * `leader` is given (a replicated control plane), off otherwise.
+   */
+  shareHeartbeats?: boolean;
+  /** Names this replica's heartbeat digest key. Default: a random id. */
+  replicaId?: string;
   /** Sweep granularity of the health deadlines. Default 20 ms: a TTL runs out at most this late, and an idle tick costs a few map lookups. */
   granularityMs?: number;
 }
@@ -122,6 +133,7 @@ export class Catalog implements Disposable {
   private disposed = false;
   private readonly leader: LeaderGate | undefined;
   private leaderSub: Disposable | undefined;
+  private share: HeartbeatShare | undefined;
 
   private constructor(opts: CatalogOptions) {
     this.store = opts.store;
@@ -166,8 +178,45 @@ export class Catalog implements Disposable {
       c.wheel.dispose();
       throw e;
     }
+    if (opts.shareHeartbeats ?? opts.leader !== undefined) {
+      try {
+        c.share = await HeartbeatShare.open({
+          store: c.store,
+          replicaId: opts.replicaId ?? newId(),
+          clock: c.clock,
+          ...(opts.logger ? { logger: opts.logger } : {}),
+          onRemote: (reports) => c.onRemoteHeartbeats(reports),
+        });
+      } catch (e) {
+        await c.dispose();
+        throw e;
+      }
+    }
     if (c.leader) c.leaderSub = c.leader.onChange((leader) => c.onLeadership(leader));
     return c;
+  }
+
+  /** Reports another replica received: they move the last report forward (never back). */
+  private onRemoteHeartbeats(reports: readonly RemoteHeartbeat[]): void {
+    if (this.disposed) return;
+    const now = this.clock.now();
+    for (const r of reports) {
+      const rt = this.rt(r.id, r.checkId);
+      if (!rt) continue; // not (yet) in our mirror: its registration starts its TTL here
+      const at = now - r.ageMs;
+      if (at > rt.lastReport) rt.lastReport = at;
+      // The deadline on the wheel is re-read when it fires: no reschedule needed.
+    }
+  }
+
+  /** Writes the heartbeat digest now (tests; shared heartbeats only). */
+  async flushHeartbeats(): Promise<void> {
+    await this.share?.flush();
+  }
+
+  /** Heartbeat digest writes so far (shared heartbeats only; for the load measurement). */
+  get heartbeatWrites(): number {
+    return this.share?.writes ?? 0;
   }
 
   // --- index maintenance -------------------------------------------------
@@ -534,6 +583,7 @@ export class Catalog implements Disposable {
       rt.updatedAt = now;
       this.setRt(id, checkId, rt);
       const current = entry.inst.checks.find((c) => c.id === checkId);
+      if (current) this.share?.heard(id, checkId, current.ttlMs);
       if (current && current.status !== update.status) {
         const kv = await this.store.get(entry.key);
         if (!kv) throw weftError("WEFT_ERR_NOT_FOUND", { what: `instance "${id}"` });
@@ -645,6 +695,7 @@ export class Catalog implements Disposable {
     if (this.disposed) return;
     this.disposed = true;
     await this.leaderSub?.dispose();
+    await this.share?.dispose();
     this.wheel.dispose();
     this.feed.dispose();
     await Promise.allSettled([...this.pending]);

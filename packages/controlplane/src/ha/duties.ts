@@ -7,6 +7,9 @@
  *
  * `WEFT_LEADER_TTL_MS` (2000..600000, default 10000) sets the lease TTL: a
  * dead leader's duties resume on another replica within about that long.
+ * `WEFT_ADVERTISE_URL` is the API URL other replicas use to reach this one
+ * (forwarded CA requests); default: the listen URL, which is only right when
+ * it is not a wildcard address (0.0.0.0, ::).
  */
 
 import { hostname } from "node:os";
@@ -57,4 +60,22 @@ export function leaderTtlMs(env: NodeJS.ProcessEnv): number {
     });
   }
   return n;
+}
+
+/** The API URL this replica publishes to the others: WEFT_ADVERTISE_URL, else the listen URL. */
+export function advertiseUrl(listenUrl: string, env: NodeJS.ProcessEnv = process.env): string {
+  const raw = env.WEFT_ADVERTISE_URL?.trim();
+  if (!raw) return listenUrl;
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw weftError("WEFT_ERR_USAGE", { detail: `WEFT_ADVERTISE_URL="${raw.slice(0, 80)}": not a URL` });
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:") {
+    throw weftError("WEFT_ERR_USAGE", {
+      detail: `WEFT_ADVERTISE_URL="${raw.slice(0, 80)}": expected http(s)://host:port`,
+    });
+  }
+  return u.origin;
 }

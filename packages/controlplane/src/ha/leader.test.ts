@@ -7,10 +7,10 @@
 
 import { createServer, type Server, Socket } from "node:net";
 import { isWeftError } from "@weft/core";
+import { type EtcdTestServer, etcdBinary, startEtcd } from "@weft/testkit";
 import { Etcd3 } from "etcd3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { EtcdStore } from "../store/etcd.js";
-import { type EtcdTestServer, etcdBinary, startEtcd } from "../store/etcd-test-server.js";
 import { LeaderElection } from "./leader.js";
 
 const suite = etcdBinary() ? describe : describe.skip;

@@ -59,6 +59,8 @@ export class LeaderElection implements Disposable {
   /** The lease we hold (granted, not known expired) and how long it surely lives. */
   private lease: { id: string; validUntil: number } | undefined;
   private term: Term | undefined;
+  /** The leader key's value: `id`, then the advertised API URL once known ("id url"). */
+  private value: string;
   private announced = false;
   private stopped = false;
   /** Wakes the loops' pauses at once (dispose). */
@@ -75,6 +77,7 @@ export class LeaderElection implements Disposable {
     if (this.marginMs >= this.ttlMs / 2) this.marginMs = this.ttlMs / 2;
     this.retryMs = opts.retryMs ?? Math.min(1_000, this.ttlMs / 5);
     this.log = opts.logger;
+    this.value = opts.id;
   }
 
   /** Starts campaigning in the background; listen with `onChange`. */
@@ -102,6 +105,22 @@ export class LeaderElection implements Disposable {
     return toDisposable(() => {
       this.listeners.delete(fn);
     });
+  }
+
+  /**
+   * Publishes this replica's API URL with the leader key while it leads (written by the
+   * leader's periodic key check, within `retryMs`), so that followers can forward
+   * leader-only requests (ha/leader-forward.ts).
+   */
+  advertise(url: string): void {
+    this.value = `${this.id} ${url}`;
+  }
+
+  /** The current leader's advertised API URL, if it published one. */
+  async leaderUrl(): Promise<string | undefined> {
+    const v = await this.holder();
+    const sp = v?.indexOf(" ") ?? -1;
+    return v !== undefined && sp > 0 ? v.slice(sp + 1) : undefined;
   }
 
   /** The current holder's id as stored in etcd (for status output). */
@@ -179,13 +198,24 @@ export class LeaderElection implements Disposable {
       // Leader: is the key still ours? (Deleted by hand, or our lease expired in etcd.)
       const res = await this.client.kv.range({ key }, { deadline });
       const kv = res.kvs[0];
-      if (!kv || String(kv.create_revision) !== this.term.createRevision) this.stepDown("leader key lost");
+      if (!kv || String(kv.create_revision) !== this.term.createRevision) {
+        this.stepDown("leader key lost");
+      } else if (kv.value.toString("utf8") !== this.value) {
+        // Same term (create revision compared), same lease: only the advertised value changes.
+        await this.client.kv.txn(
+          {
+            compare: [{ key, target: "Create", result: "Equal", create_revision: this.term.createRevision }],
+            success: [{ request_put: { key, value: Buffer.from(this.value), lease: this.term.leaseId } }],
+          },
+          { deadline },
+        );
+      }
       return;
     }
     const res = await this.client.kv.txn(
       {
         compare: [{ key, target: "Create", result: "Equal", create_revision: 0 }],
-        success: [{ request_put: { key, value: Buffer.from(this.id), lease: lease.id } }],
+        success: [{ request_put: { key, value: Buffer.from(this.value), lease: lease.id } }],
         failure: [{ request_range: { key } }],
       },
       { deadline },

@@ -56,6 +56,8 @@ export interface ApiDeps {
   /** The golden-metrics window (default: a 60 s window on `clock`). */
   golden?: GoldenWindow;
   clock?: Clock;
+  /** Replicated control plane: whether this replica leads once-only duties now. Absent: always (one server per store). */
+  leader?: () => boolean;
 }
 
 export interface RequestContext {
@@ -152,7 +154,16 @@ export function buildRoutes(d: ApiDeps): Router<RouteDef> {
     auth: "none",
     async handle() {
       const revision = await d.store.revision();
-      return { body: { version: VERSION, backend: d.store.backend, revision, dev: d.dev }, index: revision };
+      const leader = d.leader?.() ?? true;
+      const body = {
+        version: VERSION,
+        backend: d.store.backend,
+        store: d.store.backend,
+        leader,
+        revision,
+        dev: d.dev,
+      };
+      return { body, index: revision };
     },
   });
 

@@ -9,9 +9,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isWeftError } from "@weft/core";
+import { type EtcdTestServer, type EtcdTestTls, etcdBinary, startEtcd } from "@weft/testkit";
 import { Etcd3 } from "etcd3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type EtcdTestServer, type EtcdTestTls, etcdBinary, startEtcd } from "./etcd-test-server.js";
 import { openStore } from "./open-store.js";
 
 const hasOpenssl = (() => {

@@ -6,10 +6,10 @@
  */
 
 import { isWeftError } from "@weft/core";
+import { type EtcdTestServer, etcdBinary, startEtcd } from "@weft/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { storeContract } from "./contract.suite.js";
 import type { EtcdStore } from "./etcd.js";
-import { type EtcdTestServer, etcdBinary, startEtcd } from "./etcd-test-server.js";
 import { openStore } from "./open-store.js";
 import type { Store, WatchBatch } from "./store.js";
 

@@ -4,7 +4,9 @@
  * good ones to `apply`, keep the last good one when a new one is refused or
  * the control plane goes away, and reconnect with jittered backoff (fail
  * static, HARDENING.md). A stream that says nothing for PROXY_STREAM_DEAD_MS
- * is treated as dead (a half-open TCP connection looks quiet forever).
+ * is treated as dead (a half-open TCP connection looks quiet forever). With
+ * several control-plane addresses the client reconnects to the next replica
+ * (WeftClient.proxyStream fails over on a refused or silent connection).
  */
 import type { WeftClient } from "@weft/api/client";
 import {
@@ -112,7 +114,8 @@ export class ConfigStream {
         for await (const msg of stream) {
           if (!this.status.connected) {
             this.setStatus({ connected: true });
-            this.o.logger?.info({ server: this.o.client.addr }, "config stream connected");
+            // baseUrl: the replica that answered (of several, when the client was given a list).
+            this.o.logger?.info({ server: this.o.client.baseUrl }, "config stream connected");
           }
           this.backoff.reset();
           if (msg.type === "snapshot") this.receive(msg.snapshot);
