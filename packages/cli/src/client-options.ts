@@ -24,7 +24,10 @@ export interface ClientFlags {
 export function withClientOptions(cmd: Command): Command {
   return cmd
     .addOption(
-      new Option("--addr <addr>", "control plane address: host:port or URL")
+      new Option(
+        "--addr <addr>",
+        "control plane address: host:port or URL; several, comma-separated, to fail over between replicas",
+      )
         .env("WEFT_ADDR")
         .default(DEFAULT_ADDR),
     )

@@ -27,9 +27,9 @@ export function registerLogsCommand(program: Command, io: Io): void {
     .command("logs")
     .summary("print the output of a workload (or its sidecars) run by weft up")
     .description(
-      "Print what a workload's replicas wrote (stdout and stderr), or with --sidecar their sidecars' JSON logs. NAME is a workload, a replica (frontend-1), `controlplane` or `up` (weft up's own events). With several replicas each line starts with `NAME-R | `.",
+      "Print what a workload's replicas wrote (stdout and stderr), or with --sidecar their sidecars' JSON logs. NAME is a workload, a replica (frontend-1), a gateway, `controlplane` or `up` (weft up's own events). With several replicas each line starts with `NAME-R | `.",
     )
-    .argument("<name>", "workload, replica, controlplane or up")
+    .argument("<name>", "workload, replica, gateway, controlplane or up")
     .option("-f, --follow", "keep printing new lines (until Ctrl-C or the mesh stops)")
     .option("--sidecar", "the sidecars' logs instead of the apps'")
     .option("-n, --tail <lines>", "only the last N lines of each file")
@@ -57,6 +57,9 @@ export function registerLogsCommand(program: Command, io: Io): void {
           label: r.instance,
           file: flags.sidecar ? r.sidecar.log : r.app.log,
         }));
+      } else if (state.gateways.some((g) => g.name === name)) {
+        const g = state.gateways.find((x) => x.name === name);
+        files = g?.log ? [{ label: name, file: g.log }] : [];
       } else if (name === "controlplane") {
         files = [{ label: name, file: state.controlPlane.log }];
       } else if (name === "up") {
@@ -64,7 +67,7 @@ export function registerLogsCommand(program: Command, io: Io): void {
       } else {
         const workloads = [...new Set(state.replicas.map((r) => r.workload))];
         throw new WeftError("WEFT_ERR_NOT_FOUND", {
-          what: `workload or replica "${name}" (workloads: ${workloads.join(", ")}; also: controlplane, up)`,
+          what: `workload, replica or gateway "${name}" (workloads: ${workloads.join(", ")}${state.gateways.length > 0 ? `; gateways: ${state.gateways.map((g) => g.name).join(", ")}` : ""}; also: controlplane, up)`,
         });
       }
       const prefix = files.length > 1;
