@@ -24,7 +24,13 @@ import { rawLocalReply, rawReply } from "./local-reply.js";
 import { type MirrorResult, sendMirror } from "./mirror.js";
 import { relay } from "./relay.js";
 import { MAX_REPLAY_BODY_BYTES, ReplayBody, type TryFailure } from "./retry-policy.js";
-import { directReply, faultAbort, routedHead, withResponseHeaderOps } from "./route-actions.js";
+import {
+  directReply,
+  faultAbort,
+  NO_ROUTE_CONFIG,
+  routedHead,
+  withResponseHeaderOps,
+} from "./route-actions.js";
 import {
   type Downstream,
   type ForwardDecision,
@@ -96,13 +102,6 @@ interface Result {
   retries?: number;
 }
 
-const NO_CONFIG: RouteDecision = Object.freeze({
-  kind: "refuse",
-  status: 503,
-  detail: "no route: this listener has no configuration yet",
-  flags: Flag.NoRoute,
-});
-
 const NONE: ReadonlySet<string> = new Set();
 const FORWARDED_PROTO = "x-forwarded-proto";
 /** How a try that went out ended, as outlier detection counts it; undefined = not the endpoint's doing. */
@@ -162,10 +161,10 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
     try {
       if (opts.route) return opts.route(head, headers);
       const cluster = opts.cluster?.();
-      return cluster === undefined ? NO_CONFIG : { kind: "forward", cluster };
+      return cluster === undefined ? NO_ROUTE_CONFIG : { kind: "forward", cluster };
     } catch (e) {
       logger?.warn({ error: describeError(e) }, "outbound route lookup failed");
-      return NO_CONFIG;
+      return NO_ROUTE_CONFIG;
     }
   };
 

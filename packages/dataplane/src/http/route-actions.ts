@@ -9,7 +9,15 @@ import type { HeaderOpsConfig } from "@weft/api/snapshot";
 import { FLAGS_HEADER, Flag, FlagSet } from "./flags.js";
 import type { RequestHead } from "./headers.js";
 import { encodeGrpcMessage } from "./local-reply.js";
-import type { Downstream, ForwardDecision, HeaderMap } from "./types.js";
+import type { Downstream, ForwardDecision, HeaderMap, RouteDecision } from "./types.js";
+
+/** A listener without configuration yet (or whose cluster is gone): 503, flag NR. */
+export const NO_ROUTE_CONFIG: RouteDecision = Object.freeze({
+  kind: "refuse",
+  status: 503,
+  detail: "no route: this listener has no configuration yet",
+  flags: Flag.NoRoute,
+});
 
 export interface ActionResult {
   status: number;

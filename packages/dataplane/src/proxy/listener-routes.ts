@@ -32,6 +32,7 @@ import { Flag } from "../http/flags.js";
 import { joinHeader, type RequestHead } from "../http/headers.js";
 import { RetryBudget } from "../http/retry-budget.js";
 import { compileRetryPolicy, type RetryPolicy } from "../http/retry-policy.js";
+import { NO_ROUTE_CONFIG } from "../http/route-actions.js";
 import type {
   ForwardDecision,
   HeaderMap,
@@ -57,13 +58,6 @@ export interface ListenerRoutes {
   /** For TCP and upgrades: the cluster a connection goes to (split drawn, failover applied). */
   defaultCluster(): LiveCluster | undefined;
 }
-
-const NO_CONFIG: RouteDecision = Object.freeze({
-  kind: "refuse",
-  status: 503,
-  detail: "no route: this listener has no configuration yet",
-  flags: Flag.NoRoute,
-});
 
 function draw(percent: number, random: Random): boolean {
   return percent >= 100 || (percent > 0 && random() * 100 < percent);
@@ -119,7 +113,7 @@ export function compileListenerRoutes(
     const compiled = matched ? forwards.get(matched.route) : undefined;
     const f = compiled?.config;
     const { live, split, name } = f ? target(f.cluster, f.splits) : target(listener.cluster, listener.splits);
-    if (live === undefined || live.protocol === "tcp") return NO_CONFIG;
+    if (live === undefined || live.protocol === "tcp") return NO_ROUTE_CONFIG;
     const d: ForwardDecision = { kind: "forward", cluster: live as UpstreamCluster };
     const fallbacks = clusters.fallbacks(name, live);
     if (fallbacks.length > 0) d.fallbacks = fallbacks as UpstreamCluster[];

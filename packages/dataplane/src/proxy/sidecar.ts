@@ -22,12 +22,11 @@ import type { ProxySnapshot, SnapshotProtocol } from "@weft/api/snapshot";
 import { Backoff, type Clock, describeError, isWeftError, systemClock, weftError } from "@weft/core";
 import { HealthChecker } from "../health/checker.js";
 import type { HealthCheckSpec, ProbeResult } from "../health/result.js";
-import { Flag } from "../http/flags.js";
 import { Http2PeerPool } from "../http/h2-peer-pool.js";
 import { createInboundHttp } from "../http/inbound-http.js";
 import { createOutboundHttp } from "../http/outbound-http.js";
 import { InboundRateLimits, type RateLimitVerdict } from "../http/rate-limit.js";
-import type { RouteDecision } from "../http/types.js";
+import { NO_ROUTE_CONFIG } from "../http/route-actions.js";
 import { WorkloadIdentity } from "../identity/workload-identity.js";
 import type { DataplaneLogger } from "../logger.js";
 import { proxyInboundTcp, proxyOutboundTcp, TCP_ALPN } from "../tcp/tcp-proxy.js";
@@ -129,13 +128,6 @@ function closeServer(server: net.Server | undefined): Promise<void> {
     server.close(() => resolve());
   });
 }
-
-const NO_LISTENER_CONFIG: RouteDecision = Object.freeze({
-  kind: "refuse",
-  status: 503,
-  detail: "no route: this listener has no configuration yet",
-  flags: Flag.NoRoute,
-});
 
 export class Sidecar {
   readonly metrics: ProxyMetrics;
@@ -556,8 +548,7 @@ export class Sidecar {
     if (!h) {
       h = createOutboundHttp({
         // Once per request: routes matched, a split drawn, failover applied.
-        route: (head, headers) =>
-          this.listenerRoutes.get(service)?.decide(head, headers) ?? NO_LISTENER_CONFIG,
+        route: (head, headers) => this.listenerRoutes.get(service)?.decide(head, headers) ?? NO_ROUTE_CONFIG,
         onMirror: (cluster, result) => this.metrics.mirrors.inc({ destination_cluster: cluster, result }),
         pool: this.pool as Http2PeerPool,
         logger: this.log,
