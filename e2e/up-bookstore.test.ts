@@ -378,7 +378,7 @@ describe("weft up -d on examples/bookstore", () => {
     expect(sidecar.stdout).toContain('"msg":"sidecar ready"');
     const unknown = await runWeft(["logs", "nope", "--data-dir", dataDir]);
     expect(unknown.code).toBe(5);
-    expect(unknown.stderr).toContain('workload or replica "nope"');
+    expect(unknown.stderr).toContain('workload, replica or gateway "nope"');
   });
 
   it("weft down stops everything: no process of the mesh remains", async () => {

@@ -94,7 +94,7 @@ export function headerLines(state: UpState, cwd: string, alive: AliveFn, color =
     `weft up ${rel(state.file)}: ${paint(state.phase, PHASE_COLOR[state.phase], color)}${supAlive ? "" : " (supervisor gone)"}` +
       `${state.phase === "running" && state.readyAt ? `, healthy since ${new Date(state.readyAt).toLocaleTimeString()}` : ""}`,
     `control plane: ${state.controlPlane.api ?? "-"} (pid ${state.controlPlane.pid}${supAlive ? "" : ", dead"}), token ${rel(state.controlPlane.tokenFile)}`,
-    `web UI: ${state.controlPlane.ui ?? "not yet (comes with the web UI, issue #10)"}`,
+    `web UI: ${state.controlPlane.ui ?? "-"}`,
   ];
   if (state.phase === "failed" && state.message) lines.push(`failed: ${state.message}`);
   return lines;
