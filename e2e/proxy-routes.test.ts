@@ -363,7 +363,22 @@ describe("per-route resilience", () => {
         destination_service: "api",
         response_flags: "UT",
       });
+    // The same requests by route and method class, and in the timeouts counter.
+    const byRoute = async () =>
+      metricSum(await proxyMetrics(web.adminPort), "weft_proxy_requests_total", {
+        direction: "outbound",
+        route: "slow-capped",
+        method_class: "safe",
+        response_flags: "UT",
+      });
+    const timeouts = async () =>
+      metricSum(await proxyMetrics(web.adminPort), "weft_proxy_timeouts_total", {
+        direction: "outbound",
+        destination_service: "api",
+      });
     const utBefore = await ut();
+    const routeBefore = await byRoute();
+    const timeoutsBefore = await timeouts();
     const N = 24;
     const capped = await concurrently(N, async () => {
       const t0 = Date.now();
@@ -383,6 +398,8 @@ describe("per-route resilience", () => {
     expect(maxMs).toBeLessThan(2_000);
     expect(capped.every((r) => r.ms >= 290)).toBe(true);
     expect(utCounted).toBe(N);
+    expect((await byRoute()) - routeBefore).toBe(N);
+    expect((await timeouts()) - timeoutsBefore).toBe(N);
     expect(tally(uncapped, (r) => String(r.status))).toEqual({ "200": 8 });
   }, 60_000);
 

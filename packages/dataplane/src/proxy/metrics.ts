@@ -24,20 +24,28 @@ export class ProxyMetrics {
   readonly outlierEjections: Counter<"destination_service">;
   readonly rateLimited: Counter<"source_service" | "route">;
   readonly mirrors: Counter<"destination_cluster" | "result">;
+  readonly timeouts: Counter<"direction" | "destination_service">;
+  readonly inFlight: Gauge<"direction">;
   readonly configConnected: Gauge;
   readonly configUpdates: Counter<"result">;
   readonly certExpiry: Gauge;
   readonly ready: Gauge;
 
-  constructor(readonly service: string) {
+  constructor(
+    readonly service: string,
+    /** Requests in progress now, read at scrape time. */
+    inFlight?: () => { inbound: number; outbound: number },
+  ) {
     const registers = [this.registry];
     this.requests = new Counter({
       name: "weft_proxy_requests_total",
-      help: "HTTP requests handled by the sidecar, by direction, source and destination service, response code class and response flags.",
+      help: 'HTTP requests handled by the sidecar, by direction, source and destination service, route (the Route entry that matched, "-" for none), method class (safe: GET HEAD OPTIONS TRACE; unsafe: the rest), response code class and response flags.',
       labelNames: [
         "direction",
         "source_service",
         "destination_service",
+        "route",
+        "method_class",
         "response_code_class",
         "response_flags",
       ],
@@ -92,6 +100,24 @@ export class ProxyMetrics {
       labelNames: ["source_service", "route"],
       registers,
     });
+    this.timeouts = new Counter({
+      name: "weft_proxy_timeouts_total",
+      help: "Requests that ended in a timeout (response flag UT: the request, per-try or idle timeout of the cluster or route), by direction and destination service.",
+      labelNames: ["direction", "destination_service"],
+      registers,
+    });
+    this.inFlight = new Gauge({
+      name: "weft_proxy_requests_in_flight",
+      help: "HTTP requests in progress at the sidecar, by direction.",
+      labelNames: ["direction"],
+      registers,
+      collect: () => {
+        const now = inFlight?.();
+        if (now === undefined) return;
+        this.inFlight.set({ direction: "inbound" }, now.inbound);
+        this.inFlight.set({ direction: "outbound" }, now.outbound);
+      },
+    });
     this.mirrors = new Counter({
       name: "weft_proxy_mirrored_requests_total",
       help: "Copies of outbound requests sent by a route's mirror, by destination cluster and result (sent, skipped: over limits or body not kept, failed).",
@@ -124,31 +150,41 @@ export class ProxyMetrics {
   /** Labelled children by label values: prom-client hashes a label object on every call otherwise. */
   private readonly children = new Map<
     string,
-    { count: { inc(): void }; time: { observe(v: number): void } }
+    { count: { inc(): void }; time: { observe(v: number): void }; timeouts: { inc(): void } | undefined }
   >();
 
-  request(
-    direction: Direction,
-    source: string,
-    destination: string,
-    status: number,
-    flags: string,
-    durationMs: number,
-  ): void {
+  request(direction: Direction, source: string, destination: string, e: RequestFacts): void {
+    const status = e.status;
     const cls = status >= 100 && status < 600 ? `${Math.floor(status / 100)}xx` : "other";
-    const flag = flags === "" ? "-" : flags;
-    const key = `${direction}\u0000${source}\u0000${destination}\u0000${cls}\u0000${flag}`;
+    const flag = e.flags === "" ? "-" : e.flags;
+    const route = e.route ?? "-";
+    const methodClass = e.method === undefined ? "-" : SAFE_METHODS.has(e.method) ? "safe" : "unsafe";
+    const key = `${direction}\u0000${source}\u0000${destination}\u0000${route}\u0000${methodClass}\u0000${cls}\u0000${flag}`;
     let child = this.children.get(key);
     if (child === undefined) {
       // Bounded like the labels themselves; a burst of new peers only costs a rebuild.
       if (this.children.size >= 10_000) this.children.clear();
       child = {
-        count: this.requests.labels(direction, source, destination, cls, flag),
+        count: this.requests.labels(direction, source, destination, route, methodClass, cls, flag),
         time: this.duration.labels(direction, source, destination),
+        timeouts: flag.includes("UT") ? this.timeouts.labels(direction, destination) : undefined,
       };
       this.children.set(key, child);
     }
     child.count.inc();
-    child.time.observe(durationMs / 1000);
+    child.time.observe(e.durationMs / 1000);
+    child.timeouts?.inc();
   }
 }
+
+/** What a request event gives the request counters. */
+export interface RequestFacts {
+  status: number;
+  flags: string;
+  durationMs: number;
+  method?: string;
+  route?: string;
+}
+
+/** RFC 9110 safe methods: the "safe" method class. */
+const SAFE_METHODS: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS", "TRACE"]);

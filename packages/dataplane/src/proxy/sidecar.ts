@@ -181,7 +181,11 @@ export class Sidecar {
         );
       },
     });
-    this.metrics = new ProxyMetrics(o.service);
+    this.metrics = new ProxyMetrics(o.service, () => {
+      let outbound = 0;
+      for (const h of this.outboundByService.values()) outbound += h.inFlight();
+      return { inbound: this.inboundHttp?.inFlight() ?? 0, outbound };
+    });
     this.instanceId = o.instanceId ?? `${o.service}-${randomBytes(5).toString("hex")}`;
     this.observers = new RequestObservers({
       service: o.service,
@@ -417,7 +421,7 @@ export class Sidecar {
       rateLimit: (req) => this.countLimited(req.peerService, this.rateLimits.request(req.path)),
       onRequestStart: (head, peer, upgrade) => this.observers.inbound(head, peer, upgrade),
       onRequest: (e) => {
-        this.metrics.request("inbound", e.peerService, this.o.service, e.status, e.flags, e.durationMs);
+        this.metrics.request("inbound", e.peerService, this.o.service, e);
         this.stats?.record("inbound", e.peerService, this.o.service, e);
         this.tap.record("inbound", e.peerService, this.o.service, e);
       },
@@ -556,7 +560,7 @@ export class Sidecar {
         onRequest: (e) => {
           // A head that did not parse had no observer: its access-log line is written here.
           if (e.method === undefined) this.observers.outboundUnparsed(service, e);
-          this.metrics.request("outbound", this.o.service, e.upstream, e.status, e.flags, e.durationMs);
+          this.metrics.request("outbound", this.o.service, e.upstream, e);
           this.stats?.record("outbound", this.o.service, e.upstream || service, e);
           this.tap.record("outbound", this.o.service, e.upstream || service, e);
           if (e.retries) this.metrics.retries.inc({ destination_service: e.upstream }, e.retries);
