@@ -538,4 +538,21 @@ describe("visibility", () => {
       /weft_gateway_requests_total\{gateway="edge",listener="\d+",destination_service="web",response_class="2xx"/,
     );
   });
+
+  it("pushes its golden stats: the control plane shows the edge edge -> web with its requests", async () => {
+    for (let i = 0; i < 5; i++) expect((await get("web.test", "/inspect")).status).toBe(200);
+    const edge = await waitFor(
+      async () => {
+        const r = await fetch(`http://${cp.addr}/v1/metrics/edges`);
+        // biome-ignore lint/suspicious/noExplicitAny: test code reads arbitrary JSON fields
+        const body = (await r.json()) as any;
+        // biome-ignore lint/suspicious/noExplicitAny: test code reads arbitrary JSON fields
+        const e = (body.edges as any[]).find((x) => x.source === "edge" && x.destination === "web");
+        return e && e.requests >= 5 ? e : undefined;
+      },
+      15_000,
+      { what: "the edge -> web edge in /v1/metrics/edges", intervalMs: 250 },
+    );
+    expect(edge.requests).toBeGreaterThanOrEqual(5);
+  });
 });

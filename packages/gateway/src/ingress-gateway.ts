@@ -26,6 +26,7 @@ import {
   type DataplaneLogger,
   Http2PeerPool,
   type ListenerRoutes,
+  StatsReporter,
   WorkloadIdentity,
 } from "@weft/dataplane";
 import { IngressListener } from "./ingress-listener.js";
@@ -74,6 +75,8 @@ export class IngressGateway {
   readonly instanceId: string;
   readonly metrics: GatewayMetrics;
   private readonly clock: Clock;
+  /** Golden stats pushed to the control plane, like a sidecar's. */
+  private stats: StatsReporter | undefined;
   private readonly log: DataplaneLogger;
   private readonly clusters: ClusterSet;
   private routes = new Map<string, ListenerRoutes>();
@@ -175,7 +178,11 @@ export class IngressGateway {
           logger: this.log,
           clock: this.clock,
           ...(this.o.certPollMs !== undefined ? { certPollMs: this.o.certPollMs } : {}),
-          onRequest: (e) => this.metrics.request(e.listener, e.upstream, e.status, e.flags),
+          onRequest: (e) => {
+            this.metrics.request(e.listener, e.upstream, e.status, e.flags);
+            // The edge gateway -> service, in the control plane's golden metrics (weft top, the UI).
+            this.stats?.record("outbound", this.o.config.name, e.upstream, e);
+          },
         }),
       );
     }
@@ -190,6 +197,13 @@ export class IngressGateway {
       clock: this.clock,
     });
     this.stream.start();
+    this.stats = new StatsReporter({
+      client: this.o.client,
+      instanceId: this.instanceId,
+      clock: this.clock,
+      logger: this.log,
+    });
+    this.stats.start();
     await Promise.race([this.stream.firstSnapshot(), this.stopped()]);
     if (this.stopping) return;
     for (const l of this.listeners) await l.listen();
@@ -450,6 +464,7 @@ export class IngressGateway {
     this.stopAc.abort();
     this.heartbeat?.cancel();
     await this.stream?.stop();
+    await this.stats?.stop();
     if (this.registered) {
       await this.o.client.deregisterInstance(this.instanceId).catch((e: unknown) => {
         this.log.warn(
