@@ -21,6 +21,7 @@ export { type AdminView, createAdminServer } from "./proxy/admin.js";
 export { ClusterSet, type LiveCluster } from "./proxy/clusters.js";
 export { ConfigStream, type ConfigStreamOptions } from "./proxy/config-stream.js";
 export { compileListenerRoutes, type ListenerRoutes } from "./proxy/listener-routes.js";
+export { type RetryUntilOptions, retryUntil } from "./proxy/retry-until.js";
 export { type HostPort, Sidecar, type SidecarOptions } from "./proxy/sidecar.js";
 export { StatsReporter, type StatsReporterOptions } from "./proxy/stats-reporter.js";
 export { proxyOutboundTcp, type TcpEvent, type TcpOptions } from "./tcp/tcp-proxy.js";

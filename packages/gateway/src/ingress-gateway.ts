@@ -26,6 +26,7 @@ import {
   type DataplaneLogger,
   Http2PeerPool,
   type ListenerRoutes,
+  retryUntil,
   StatsReporter,
   WorkloadIdentity,
 } from "@weft/dataplane";
@@ -326,33 +327,15 @@ export class IngressGateway {
     );
   }
 
-  private async retry<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    const backoff = new Backoff({ baseMs: 200, maxMs: 5_000 });
-    for (;;) {
-      try {
-        return await fn();
-      } catch (e) {
-        if (
-          this.stopping ||
-          isWeftError(e, "WEFT_ERR_PERMISSION_DENIED") ||
-          isWeftError(e, "WEFT_ERR_UNAUTHENTICATED") ||
-          isWeftError(e, "WEFT_ERR_IDENTITY_DENIED") ||
-          isWeftError(e, "WEFT_ERR_VALIDATION")
-        ) {
-          throw e;
-        }
-        const delay = backoff.next();
-        this.log.warn({ err: describeError(e), retryInMs: delay }, `could not ${what}; retrying`);
-        await new Promise<void>((resolve) => {
-          const t = this.clock.setTimeout(resolve, delay);
-          this.stopAc.signal.addEventListener("abort", () => {
-            t.cancel();
-            resolve();
-          });
-        });
-        if (this.stopping) throw new Error(`stopped before it could ${what}`);
-      }
-    }
+  /** Until it succeeds or the gateway stops; a refused registration (validation) is not retried. */
+  private retry<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return retryUntil(fn, {
+      what,
+      clock: this.clock,
+      logger: this.log,
+      signal: this.stopAc.signal,
+      alsoFatal: ["WEFT_ERR_VALIDATION"],
+    });
   }
 
   /** Config changes applied (tests, logs). */

@@ -19,7 +19,7 @@ import type { TLSSocket, Server as TlsServer } from "node:tls";
 import { type Authorizer, canonicalPath, compileAuthz } from "@weft/api/authz";
 import type { WeftClient } from "@weft/api/client";
 import type { ProxySnapshot, SnapshotProtocol } from "@weft/api/snapshot";
-import { Backoff, type Clock, describeError, isWeftError, systemClock, weftError } from "@weft/core";
+import { type Clock, describeError, isWeftError, systemClock, weftError } from "@weft/core";
 import { HealthChecker } from "../health/checker.js";
 import type { HealthCheckSpec, ProbeResult } from "../health/result.js";
 import { Http2PeerPool } from "../http/h2-peer-pool.js";
@@ -37,6 +37,7 @@ import { ConfigStream } from "./config-stream.js";
 import { compileListenerRoutes, type ListenerRoutes } from "./listener-routes.js";
 import { ProxyMetrics } from "./metrics.js";
 import { RequestObservers } from "./request-observer.js";
+import { retryUntil } from "./retry-until.js";
 import { StatsReporter } from "./stats-reporter.js";
 import { TapHub } from "./tap.js";
 
@@ -282,33 +283,8 @@ export class Sidecar {
   }
 
   /** Runs `fn` until it succeeds or the sidecar stops, with jittered backoff (a proxy started during an outage waits). */
-  private async retry<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    const backoff = new Backoff({ baseMs: 200, maxMs: 5_000 });
-    for (;;) {
-      try {
-        return await fn();
-      } catch (e) {
-        if (this.stopping) throw e;
-        // A token that may not act for the service will not get better by retrying.
-        if (
-          isWeftError(e, "WEFT_ERR_PERMISSION_DENIED") ||
-          isWeftError(e, "WEFT_ERR_UNAUTHENTICATED") ||
-          isWeftError(e, "WEFT_ERR_IDENTITY_DENIED")
-        ) {
-          throw e;
-        }
-        const delay = backoff.next();
-        this.log.warn({ err: describeError(e), retryInMs: delay }, `could not ${what}; retrying`);
-        await new Promise<void>((resolve) => {
-          const t = this.clock.setTimeout(resolve, delay);
-          this.stopAc.signal.addEventListener("abort", () => {
-            t.cancel();
-            resolve();
-          });
-        });
-        if (this.stopping) throw new Error(`stopped before it could ${what}`);
-      }
-    }
+  private retry<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return retryUntil(fn, { what, clock: this.clock, logger: this.log, signal: this.stopAc.signal });
   }
 
   private async register(): Promise<void> {
