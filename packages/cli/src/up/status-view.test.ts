@@ -43,7 +43,7 @@ describe("status view", () => {
     expect(lines[1]).toBe(
       "control plane: http://127.0.0.1:7400 (pid 100, dead), token .weft/server/bootstrap-token",
     );
-    expect(lines[2]).toMatch(/web UI: not yet/);
+    expect(lines[2]).toBe("web UI: -");
   });
 
   it("psJson checks liveness per pid", () => {
