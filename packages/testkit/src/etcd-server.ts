@@ -188,8 +188,31 @@ export async function startEtcd(
     url,
     hostPort: `127.0.0.1:${client}`,
     proc,
-    pause: () => proc.kill("SIGSTOP"),
+    pause: () => {
+      proc.kill("SIGSTOP");
+      // The signal is delivered asynchronously: return only once the kernel shows the process
+      // stopped ("T"), or a request sent right after could still be served (seen on a loaded CI).
+      waitStopped(proc.pid);
+    },
     resume: () => proc.kill("SIGCONT"),
     stop,
   };
+}
+
+/** Blocks (at most ~2 s, 1 ms steps) until /proc/PID/stat shows the process stopped. Linux only; a no-op elsewhere. */
+function waitStopped(pid: number | undefined): void {
+  if (pid === undefined) return;
+  const tick = new Int32Array(new SharedArrayBuffer(4));
+  for (let i = 0; i < 2_000; i++) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    } catch {
+      return;
+    }
+    // Field 3, after the parenthesised command name (which may hold spaces).
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    if (state === "T" || state === "t") return;
+    Atomics.wait(tick, 0, 0, 1);
+  }
 }
