@@ -26,6 +26,7 @@ const STEPS = [
   { key: "configPush", script: "config-push.mjs", args: QUICK ? ["100", "3", "200"] : [] },
   { key: "intentionPush", script: "intention-push.mjs", args: QUICK ? ["--quick"] : [] },
   { key: "dataplane", script: "dataplane.mjs", args: [...(QUICK ? ["--quick"] : []), ...extra] },
+  { key: "telemetry", script: "telemetry.mjs", args: QUICK ? ["--quick"] : [] },
 ];
 
 function runStep(step) {
@@ -111,6 +112,12 @@ const md = [
   "| what | measured |",
   "|---|---|",
   ...cpRows.map((x) => `| ${x.join(" | ")} |`),
+  "",
+  "## Telemetry (issue #8)",
+  "",
+  r.telemetry
+    ? `HTTP/1.1 32 B, wrk -c32, through a Weft pair: access logs + tracing (sampling 1) on ${n(r.telemetry.onRps)} req/s vs off (metrics only) ${n(r.telemetry.offRps)} req/s, ratio ${r.telemetry.onVsOff}; CPU µs/request client / server ${r.telemetry.onCpuUsPerRequest.join(" / ")} vs ${r.telemetry.offCpuUsPerRequest.join(" / ")} (\`bench/telemetry.mjs\`).`
+    : "(the telemetry bench did not finish)",
   "",
   "## Targets (issue #6)",
   "",
