@@ -19,8 +19,10 @@ import type {
   Resolver,
   SplitTarget,
 } from "@weft/api";
+import { servingCluster } from "@weft/api/routing";
 import type { Catalog } from "../catalog/catalog.js";
 import type { ConfigService } from "../config/config.js";
+import { inLocality, inSubset } from "../snapshot/build.js";
 
 export interface ClusterSources {
   catalog: Pick<Catalog, "serviceInstances">;
@@ -43,28 +45,18 @@ export function clustersToExplain(
 
 /** ClusterSet.resolve on catalog health: see the file comment. */
 export function servedBy(s: ProxySnapshot, name: string): string {
-  const c = s.clusters[name];
-  if (c === undefined || c.endpoints.length > 0 || c.failover === undefined) return name;
-  return c.failover.find((f) => (s.clusters[f]?.endpoints.length ?? 0) > 0) ?? name;
-}
-
-/** The subset rule of build.ts: every tag and every meta entry of the filter. */
-function inSubset(
-  i: Instance,
-  filter: { tags?: string[] | undefined; meta?: Record<string, string> | undefined },
-): boolean {
-  for (const t of filter.tags ?? []) if (!i.tags.includes(t)) return false;
-  for (const [k, v] of Object.entries(filter.meta ?? {})) if (i.meta[k] !== v) return false;
-  return true;
+  return (
+    servingCluster(name, {
+      get: (n) => s.clusters[n],
+      failover: (c) => c.failover,
+      available: (c) => c.endpoints.length > 0,
+    })?.name ?? name
+  );
 }
 
 /** The cluster's datacenter and locality restrictions (build.ts), for the instances it left out. */
 function inScope(i: Instance, c: ClusterConfig, homeDatacenter: string): boolean {
-  if (i.datacenter !== (c.datacenter ?? homeDatacenter)) return false;
-  const l = c.locality;
-  if (l?.region !== undefined && i.locality?.region !== l.region) return false;
-  if (l?.zone !== undefined && i.locality?.zone !== l.zone) return false;
-  return true;
+  return i.datacenter === (c.datacenter ?? homeDatacenter) && inLocality(i, c.locality);
 }
 
 function noHealthyNote(c: ClusterConfig, by: string): string {

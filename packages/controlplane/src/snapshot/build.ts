@@ -345,7 +345,7 @@ function buildCluster(
 }
 
 /** An instance is in a locality when its region (and zone, when the locality names one) are the same. */
-function inLocality(i: Instance, l: Locality | undefined): boolean {
+export function inLocality(i: Instance, l: Locality | undefined): boolean {
   if (l === undefined) return true;
   if (l.region !== undefined && i.locality?.region !== l.region) return false;
   if (l.zone !== undefined && i.locality?.zone !== l.zone) return false;
@@ -353,7 +353,7 @@ function inLocality(i: Instance, l: Locality | undefined): boolean {
 }
 
 /** An instance belongs to a subset when it has every tag and every meta entry of the filter (and passes, unless onlyPassing is false). */
-function inSubset(
+export function inSubset(
   i: Instance,
   filter: { tags?: string[] | undefined; meta?: Record<string, string> | undefined; onlyPassing?: boolean },
 ): boolean {

@@ -6,6 +6,8 @@
  * balancer when the policy changed, and drops clusters no longer present.
  * A cluster object is what the HTTP and TCP engines see as an upstream.
  */
+
+import { type FailoverView, servingCluster } from "@weft/api/routing";
 import type {
   ClusterConfig,
   HashPolicy,
@@ -224,15 +226,14 @@ export class ClusterSet {
    * itself, so the request fails as it would have (503 UH).
    */
   resolve(name: string): LiveCluster | undefined {
-    const primary = this.clusters.get(name);
-    const failover = primary?.config.failover;
-    if (primary === undefined || failover === undefined || primary.available()) return primary;
-    for (const f of failover) {
-      const c = this.clusters.get(f);
-      if (c?.available()) return c;
-    }
-    return primary;
+    return servingCluster(name, this.failoverView);
   }
+
+  private readonly failoverView: FailoverView<LiveCluster> = {
+    get: (n) => this.clusters.get(n),
+    failover: (c) => c.config.failover,
+    available: (c) => c.available(),
+  };
 
   /**
    * The failover clusters of `name` after `chosen` that have an endpoint
