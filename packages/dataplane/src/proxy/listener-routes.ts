@@ -20,13 +20,7 @@ import {
   redirectLocation,
   rewritePath,
 } from "@weft/api/routing";
-import type {
-  HeaderOpsConfig,
-  HttpRouteConfig,
-  RouteForward,
-  SplitTarget,
-  UpstreamListener,
-} from "@weft/api/snapshot";
+import type { HttpRouteConfig, RouteForward, SplitTarget, UpstreamListener } from "@weft/api/snapshot";
 import type { Clock } from "@weft/core";
 import { Flag } from "../http/flags.js";
 import { joinHeader, type RequestHead } from "../http/headers.js";
@@ -118,10 +112,9 @@ export function compileListenerRoutes(
     const fallbacks = clusters.fallbacks(name, live);
     if (fallbacks.length > 0) d.fallbacks = fallbacks as UpstreamCluster[];
     if (matched) d.route = label(matched);
-    const reqOps: HeaderOpsConfig[] = [];
-    const resOps: HeaderOpsConfig[] = [];
-    if (split?.requestHeaders) reqOps.push(split.requestHeaders);
-    if (split?.responseHeaders) resOps.push(split.responseHeaders);
+    // Header changes in order, split target's first; arrays only when there are any (hot path).
+    if (split?.requestHeaders) d.requestHeaders = [split.requestHeaders];
+    if (split?.responseHeaders) d.responseHeaders = [split.responseHeaders];
     if (f !== undefined && matched !== undefined) {
       if (f.prefixRewrite !== undefined && path !== undefined) {
         d.path = rewritePath(matched.route.match, f.prefixRewrite, path) + query;
@@ -144,11 +137,9 @@ export function compileListenerRoutes(
         const m = clusters.get(f.mirror.cluster);
         if (m !== undefined && m.protocol !== "tcp") d.mirror = m as UpstreamCluster;
       }
-      if (f.requestHeaders) reqOps.push(f.requestHeaders);
-      if (f.responseHeaders) resOps.push(f.responseHeaders);
+      if (f.requestHeaders) d.requestHeaders = [...(d.requestHeaders ?? []), f.requestHeaders];
+      if (f.responseHeaders) d.responseHeaders = [...(d.responseHeaders ?? []), f.responseHeaders];
     }
-    if (reqOps.length > 0) d.requestHeaders = reqOps;
-    if (resOps.length > 0) d.responseHeaders = resOps;
     return d;
   };
 
