@@ -11,12 +11,11 @@
 import { dirname, isAbsolute, resolve } from "node:path";
 import type { Gateway } from "@weft/api";
 import { parseDuration, weftError } from "@weft/core";
-import type { Command } from "commander";
-import { Option } from "commander";
+import type { Command, Option } from "commander";
 import { resolveToken } from "../client-options.js";
 import type { Io } from "../io.js";
 import { onStopSignals } from "../stop-signals.js";
-import { parseHostPort } from "./proxy.js";
+import { parseHostPort, proxyConnectionOptions } from "./proxy.js";
 
 const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const GATEWAY_FIELDS = ["kind", "name", "type", "listeners", "services", "jwtProviders", "trustedHops"];
@@ -119,6 +118,7 @@ export async function loadGatewayFile(path: string, name: string): Promise<Gatew
 }
 
 export function registerGatewayCommand(program: Command, io: Io): void {
+  const [server, token, logLevel] = proxyConnectionOptions() as [Option, Option, Option];
   program
     .command("gateway")
     .summary("run an ingress or terminating gateway")
@@ -138,15 +138,9 @@ export function registerGatewayCommand(program: Command, io: Io): void {
     .option("--bind <host>", "terminating: where the per-service mTLS listeners bind", "127.0.0.1")
     .option("--cert-ttl <duration>", "certificate lifetime to ask for (default: the mesh's)")
     .option("--drain-timeout <duration>", "how long SIGTERM waits for in-flight requests", "10s")
-    .addOption(
-      new Option("--server <addr>", "control plane address").env("WEFT_ADDR").default("127.0.0.1:7400"),
-    )
-    .addOption(new Option("--token <secret>", "ACL token (needs service:<name>:write)").env("WEFT_TOKEN"))
-    .addOption(
-      new Option("--log-level <level>", "log level")
-        .choices(["debug", "info", "warn", "error"])
-        .default("info"),
-    )
+    .addOption(server)
+    .addOption(token)
+    .addOption(logLevel)
     .addHelpText(
       "after",
       "\nExamples:\n  $ weft gateway --name edge -f gateway.yaml\n  $ weft gateway --name egress --server 10.0.0.5:7400 --token $TOKEN\n",

@@ -120,6 +120,7 @@ function parseMeta(values: string[]): Record<string, string> {
 }
 
 export function registerProxyCommand(program: Command, io: Io): void {
+  const [server, token, logLevel] = proxyConnectionOptions() as [Option, Option, Option];
   program
     .command("proxy")
     .summary("run a sidecar proxy for one service instance")
@@ -158,24 +159,13 @@ export function registerProxyCommand(program: Command, io: Io): void {
     .option("--instance-id <id>", "instance id (default: <service>-<random>)")
     .option("--cert-ttl <duration>", "certificate lifetime to ask for (default: the mesh's)")
     .option("--drain-timeout <duration>", "how long SIGTERM waits for in-flight requests", "10s")
-    .addOption(
-      new Option(
-        "--server <addrs>",
-        "control plane address; several, comma-separated (a:7400,b:7400), for failover between replicas",
-      )
-        .env("WEFT_ADDR")
-        .default("127.0.0.1:7400"),
-    )
-    .addOption(new Option("--token <secret>", "ACL token (needs service:<name>:write)").env("WEFT_TOKEN"))
+    .addOption(server)
+    .addOption(token)
     .option(
       "--access-log <dest>",
       'write access logs (JSON lines) to "stdout" or a file; the mesh config turns them on/off per service',
     )
-    .addOption(
-      new Option("--log-level <level>", "log level")
-        .choices(["debug", "info", "warn", "error"])
-        .default("info"),
-    )
+    .addOption(logLevel)
     .addHelpText(
       "after",
       "\nExamples:\n  $ weft proxy --service web --app-port 8080 --upstream api=9101 --protocol http --health-http /healthz\n  $ weft proxy --service api --app-port 8081 --inbound 0.0.0.0:15001 --admin 127.0.0.1:19001 --token $TOKEN --server 10.0.0.5:7400\n",
@@ -288,4 +278,24 @@ export function parseLocality(text: string): { region: string; zone?: string } {
     });
   }
   return m[2] !== undefined ? { region: m[1] as string, zone: m[2] } : { region: m[1] as string };
+}
+
+/**
+ * The options every proxy process (`weft proxy`, `weft gateway`) takes to
+ * reach the control plane and to log: --server (several addresses fail
+ * over), --token, --log-level.
+ */
+export function proxyConnectionOptions(): Option[] {
+  return [
+    new Option(
+      "--server <addrs>",
+      "control plane address; several, comma-separated (a:7400,b:7400), for failover between replicas",
+    )
+      .env("WEFT_ADDR")
+      .default("127.0.0.1:7400"),
+    new Option("--token <secret>", "ACL token (needs service:<name>:write)").env("WEFT_TOKEN"),
+    new Option("--log-level <level>", "log level")
+      .choices(["debug", "info", "warn", "error"])
+      .default("info"),
+  ];
 }
