@@ -25,7 +25,7 @@ import { summarizeCpuProfile } from "./lib/cpuprofile.mjs";
 import { startHaproxyPair } from "./lib/haproxy.mjs";
 import { machineInfo, toolVersions } from "./lib/machine.mjs";
 import { probeUntilOk } from "./lib/probe.mjs";
-import { memoryMb, RunSampler } from "./lib/procstat.mjs";
+import { memoryDetailMb, memoryMb, RunSampler } from "./lib/procstat.mjs";
 import { dataplaneMarkdown } from "./lib/report.mjs";
 import { ensureTool, freePort, run, runH2load, runWrk, spawnReady } from "./lib/tools.mjs";
 import { ROOT, startBenchServer, writeResult } from "./lib/weft-server.mjs";
@@ -405,6 +405,18 @@ try {
   const setupS = r1((Date.now() - started) / 1000);
   console.log(`set-up ${setupS} s; measuring (${QUICK ? "quick" : "full"})...`);
 
+  const roundDetail = (d) => ({ rssMb: r1(d.rssMb), pssMb: r1(d.pssMb), privateMb: r1(d.privateMb) });
+  const memoryDetail = () => ({
+    weftClientSidecar: roundDetail(memoryDetailMb(weft.client.pid)),
+    weftServerSidecarHttp: roundDetail(memoryDetailMb(weft.servers.http.pid)),
+    ...(hap
+      ? {
+          haproxyClient: roundDetail(memoryDetailMb(hap.client.pid)),
+          haproxyServer: roundDetail(memoryDetailMb(hap.server.pid)),
+        }
+      : {}),
+  });
+
   // --- idle memory
   await sleep(QUICK ? 500 : 2000);
   const idleMemory = {
@@ -419,6 +431,8 @@ try {
         }
       : {}),
     controlPlaneMb: r1(memoryMb(srv.pid).rssMb),
+    // Resident, proportional (shared pages split between the processes sharing them) and private.
+    detail: memoryDetail(),
   };
 
   // Every process of ours, so the rest of the machine's busy time can be told apart as "other load".
@@ -582,6 +596,8 @@ try {
     haproxyAnyRunMaxMb: maxOverAll([...maxResults, ...rateResults], "haproxy"),
     weftClientSidecarNowMb: r1(memoryMb(weft.client.pid).rssMb),
     weftClientSidecarPeakMb: r1(memoryMb(weft.client.pid).hwmMb),
+    // Right after the maximum-throughput runs (V8 keeps the heap it grew).
+    detail: memoryDetail(),
   };
 
   // ---------------------------------------------------------------- profile

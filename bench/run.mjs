@@ -4,7 +4,10 @@
 //   control plane: catalog-capacity at 1,000 and 10,000 instances (resident
 //   memory), ca-identity (signings/s, handshakes), config-push (catalog
 //   change -> proxies), intention-push (intention -> 10/100/1,000 proxies);
-//   data plane: dataplane (direct vs Weft pair vs HAProxy pair).
+//   data plane: dataplane (direct vs Weft pair vs HAProxy pair), node-floor
+//   (the Weft pair vs a bare Node.js relay pair of the same shape), telemetry
+//   (access logs + tracing on vs off), proxyless (gRPC: direct, Weft pair,
+//   HAProxy pair and proxyless grpc-js-xds with one generator).
 // `--quick` (npm run bench -- --quick): about a minute, smaller counts and
 // short runs; the figures are a smoke test, not the ones to quote.
 // Writes bench/results/summary-<date>.json and .md and prints the markdown.
@@ -12,6 +15,7 @@ import { spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { machineInfo } from "./lib/machine.mjs";
+import { proxylessMarkdown } from "./lib/proxyless-report.mjs";
 import { dataplaneMarkdown, targets, targetsTable } from "./lib/report.mjs";
 import { ROOT, writeResult } from "./lib/weft-server.mjs";
 
@@ -26,7 +30,9 @@ const STEPS = [
   { key: "configPush", script: "config-push.mjs", args: QUICK ? ["100", "3", "200"] : [] },
   { key: "intentionPush", script: "intention-push.mjs", args: QUICK ? ["--quick"] : [] },
   { key: "dataplane", script: "dataplane.mjs", args: [...(QUICK ? ["--quick"] : []), ...extra] },
+  { key: "nodeFloor", script: "node-floor.mjs", args: QUICK ? ["--quick"] : [] },
   { key: "telemetry", script: "telemetry.mjs", args: QUICK ? ["--quick"] : [] },
+  { key: "proxyless", script: "proxyless.mjs", args: QUICK ? ["--quick"] : [] },
 ];
 
 function runStep(step) {
@@ -113,11 +119,21 @@ const md = [
   "|---|---|",
   ...cpRows.map((x) => `| ${x.join(" | ")} |`),
   "",
+  "## The Node.js floor (issue #6)",
+  "",
+  r.nodeFloor
+    ? `HTTP/1.1 32 B, wrk -c32, interleaved: a bare Node.js relay pair with Weft's shape (node:http -> HTTP/2 over mTLS -> undici to the app; \`bench/lib/floor-relay.mjs\`) ${n(r.nodeFloor.summary.floor.rps)} req/s at ${r.nodeFloor.summary.floor.clientProxyUs} / ${r.nodeFloor.summary.floor.serverProxyUs} µs CPU per request (client / server); the Weft pair ${n(r.nodeFloor.summary.weft.rps)} req/s at ${r.nodeFloor.summary.weft.clientProxyUs} / ${r.nodeFloor.summary.weft.serverProxyUs} µs, ${r.nodeFloor.summary.weftOverFloor.clientProxy}× / ${r.nodeFloor.summary.weftOverFloor.serverProxy}× the floor (\`bench/node-floor.mjs\`).`
+    : "(the node-floor bench did not finish)",
+  "",
   "## Telemetry (issue #8)",
   "",
   r.telemetry
     ? `HTTP/1.1 32 B, wrk -c32, through a Weft pair: access logs + tracing (sampling 1) on ${n(r.telemetry.onRps)} req/s vs off (metrics only) ${n(r.telemetry.offRps)} req/s, ratio ${r.telemetry.onVsOff}; CPU µs/request client / server ${r.telemetry.onCpuUsPerRequest.join(" / ")} vs ${r.telemetry.offCpuUsPerRequest.join(" / ")} (\`bench/telemetry.mjs\`).`
     : "(the telemetry bench did not finish)",
+  "",
+  "## Proxyless gRPC (issue #11)",
+  "",
+  r.proxyless ? proxylessMarkdown(r.proxyless, { heading: false }) : "(the proxyless bench did not finish)",
   "",
   "## Targets (issue #6)",
   "",

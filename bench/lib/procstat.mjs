@@ -40,6 +40,22 @@ export function memoryMb(pid) {
 }
 
 /**
+ * {rssMb, pssMb, privateMb} of a live process from /proc/PID/smaps_rollup, or NaNs.
+ * Resident size counts the node binary's pages (~44 MB here), which every
+ * Node.js process on the host shares; PSS charges each process its share of
+ * them, and private (anonymous) memory is what one more sidecar really adds.
+ */
+export function memoryDetailMb(pid) {
+  try {
+    const s = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
+    const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+)`, "m").exec(s)?.[1] ?? Number.NaN);
+    return { rssMb: kb("Rss") / 1024, pssMb: kb("Pss") / 1024, privateMb: kb("Anonymous") / 1024 };
+  } catch {
+    return { rssMb: Number.NaN, pssMb: Number.NaN, privateMb: Number.NaN };
+  }
+}
+
+/**
  * Machine-wide CPU seconds from /proc/stat (all cores): busy, total, and the
  * interrupt share (irq + softirq: on loopback much of TCP's receive work runs
  * there and is charged to no process).
