@@ -9,13 +9,22 @@
  *   web  -> api     denied (no Intention api, mesh default deny) until the
  *                   test creates the Intention in the UI
  *
+ * `web` also has a proxyless gRPC instance (`weft bootstrap grpc`, no
+ * sidecar) whose xDS node is played by a raw grpc-js ADS stream on the
+ * control plane's --xds-listen port: it stays connected and refuses (NACKs)
+ * the Cluster update it gets, so the UI must show the "proxyless" badges and
+ * the client's NACK message on web's page.
+ *
  * Screenshots of the main pages are written to e2e/screenshots/*.png on
  * every run. Skipped, with the reason printed, when chromium or the UI
  * build (packages/web/dist) is missing.
  */
 import { existsSync, mkdirSync } from "node:fs";
 import { Agent } from "node:http";
-import { join } from "node:path";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import * as loader from "@grpc/proto-loader";
 import { freePort } from "@weft/testkit";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -25,13 +34,14 @@ import {
   httpOn,
   meshCleanup,
   type SidecarProc,
+  spawnUntil,
   startApp,
   startControlPlane,
   startProxy,
   waitEndpoints,
   waitFor,
 } from "./helpers/mesh.js";
-import { REPO } from "./helpers/weft.js";
+import { REPO, runWeft, tempDir, WEFT_BIN } from "./helpers/weft.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 const UI_INDEX = join(REPO, "packages/web/dist/index.html");
@@ -55,6 +65,71 @@ let traffic: Promise<void> | undefined;
 /** Errors the pages printed (CSP violations, exceptions); 401s of the login probe are expected. */
 const consoleErrors: string[] = [];
 let stopTraffic = false;
+/** The proxyless instance of `web` and its ADS stream (kept open: the node stays connected). */
+const PROXYLESS_NODE = "web-proxyless-x";
+const NACK_MESSAGE = "cluster books: unsupported lb_policy (UI e2e)";
+let ads: { close(): void } | undefined;
+
+/**
+ * Registers a proxyless instance of `web` with the real `weft bootstrap grpc`, then plays its
+ * xDS client with a raw ADS stream: subscribes to Clusters and refuses the first update.
+ */
+async function startProxylessNode(xdsPort: number): Promise<void> {
+  const r = await runWeft([
+    "bootstrap",
+    "grpc",
+    "--service",
+    "web",
+    "--id",
+    PROXYLESS_NODE,
+    "--port",
+    "50051",
+    "--upstream",
+    "books",
+    "--out",
+    join(tempDir(), "web-xds.json"),
+    "--xds-server",
+    `127.0.0.1:${xdsPort}`,
+    "--addr",
+    cp.addr,
+    "--token",
+    token,
+  ]);
+  if (r.code !== 0) throw new Error(`weft bootstrap grpc failed (${r.code}): ${r.stderr}`);
+  const deps = join(
+    dirname(createRequire(import.meta.url).resolve("@grpc/grpc-js-xds/package.json")),
+    "deps",
+  );
+  const def = loader.loadSync("envoy/service/discovery/v3/ads.proto", {
+    keepCase: true,
+    defaults: false,
+    oneofs: true,
+    includeDirs: ["envoy-api", "xds", "googleapis", "protoc-gen-validate"].map((d) => join(deps, d)),
+  });
+  // biome-ignore lint/suspicious/noExplicitAny: the generated client is untyped.
+  const pkg = grpc.loadPackageDefinition(def) as any;
+  const client: grpc.Client = new pkg.envoy.service.discovery.v3.AggregatedDiscoveryService(
+    `127.0.0.1:${xdsPort}`,
+    grpc.credentials.createInsecure(),
+  );
+  const md = new grpc.Metadata();
+  md.set("authorization", `Bearer ${token}`);
+  // biome-ignore lint/suspicious/noExplicitAny: the generated client is untyped.
+  const call: grpc.ClientDuplexStream<any, any> = (client as any).StreamAggregatedResources(md);
+  call.on("error", () => {});
+  const type_url = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
+  const node = { id: PROXYLESS_NODE };
+  const first = new Promise<{ nonce: string }>((resolve) => call.once("data", resolve));
+  call.write({ node, type_url, resource_names: [] });
+  const res = await first;
+  call.write({ node, type_url, response_nonce: res.nonce, error_detail: { code: 3, message: NACK_MESSAGE } });
+  ads = {
+    close: () => {
+      call.cancel();
+      client.close();
+    },
+  };
+}
 
 async function startService(name: string, upstreams: Record<string, number>): Promise<SidecarProc> {
   const app = await startApp("http-app.mjs", { env: { NAME: name, REPLICA: `${name}-1` } });
@@ -93,7 +168,18 @@ async function shot(name: string): Promise<void> {
 beforeAll(async () => {
   if (skipReason) return;
   mkdirSync(SHOTS, { recursive: true });
-  cp = await startControlPlane({ store: "memory" });
+  // As startControlPlane, plus the xDS listener for the proxyless node.
+  const s = await spawnUntil(
+    [WEFT_BIN, "server", "--listen", "127.0.0.1:0", "--store", "memory", "--xds-listen", "127.0.0.1:0"],
+    {
+      ready:
+        /weft server listening on (\S+)\nweft xds listening on port (\d+)\nbootstrap management token: (\S+)/,
+      what: "weft server --xds-listen",
+    },
+  );
+  const url = (s.ready[1] as string).replace(/\/+$/, "");
+  const u = new URL(url);
+  cp = { ...s, url, addr: u.host, port: Number(u.port), token: s.ready[3], dataDir: "" };
   if (!cp.token) throw new Error("the control plane printed no bootstrap token");
   token = cp.token;
   await applyResources(
@@ -122,6 +208,7 @@ beforeAll(async () => {
   await waitEndpoints(web.adminPort, "books", 1);
   await waitEndpoints(web.adminPort, "api", 1);
   await waitEndpoints(api.adminPort, "books", 1);
+  await startProxylessNode(Number(s.ready[2]));
   traffic = startTraffic();
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
   page = await browser.newPage({ viewport: { width: 1366, height: 860 } });
@@ -145,6 +232,7 @@ beforeAll(async () => {
 }, 90_000);
 
 afterAll(async () => {
+  ads?.close();
   stopTraffic = true;
   await traffic;
   agent.destroy();
@@ -204,6 +292,9 @@ describe.skipIf(skipReason !== undefined)("web UI on a real mesh", () => {
     expect(cls).toBeLessThan(0.1);
     const instances = await page.textContent('tr[data-service="books"] td[data-col="instances"]');
     expect(instances?.trim()).toBe("1");
+    // web has a proxyless instance: its row says so; books has none.
+    await page.waitForSelector('tr[data-service="web"][data-proxyless="true"] [data-testid=proxyless-badge]');
+    expect(await page.locator('tr[data-service="books"] [data-testid=proxyless-badge]').count()).toBe(0);
     await shot("services");
   }, 60_000);
 
@@ -236,6 +327,31 @@ describe.skipIf(skipReason !== undefined)("web UI on a real mesh", () => {
       { timeout: 20_000 },
     );
     await shot("service");
+  }, 60_000);
+
+  it("marks web's proxyless instance and shows its xDS node, connected, with the NACK's message", async () => {
+    await page.goto(`${cp.url}/ui/services/web`);
+    await page.waitForSelector('[data-service-page="web"]');
+    await page.waitForSelector("[data-testid=service-proxyless]:visible");
+    await page.waitForSelector(`tr[data-instance="${PROXYLESS_NODE}"] [data-testid=proxyless-badge]`);
+    // The sidecar instance is not marked.
+    expect(await page.locator("tr[data-instance] [data-testid=proxyless-badge]").count()).toBe(1);
+    const node = page.locator(`[data-testid=xds] li[data-node="${PROXYLESS_NODE}"]`);
+    await node.waitFor();
+    expect(await node.getAttribute("data-connected")).toBe("true");
+    const nack = node.locator('[data-testid=xds-nacks] li[data-type="Cluster"]');
+    await nack.waitFor();
+    const text = (await nack.textContent()) ?? "";
+    console.log(`NACK shown: ${text}`);
+    expect(text).toContain(`node ${PROXYLESS_NODE} refused Cluster version`);
+    expect(text).toContain(NACK_MESSAGE);
+    await page.locator(".xds-section").scrollIntoViewIfNeeded();
+    await shot("service-proxyless");
+    // books has no proxyless instance: no badge, no xDS section.
+    await page.goto(`${cp.url}/ui/services/books`);
+    await page.waitForSelector('tr[data-instance][data-health="passing"]');
+    expect(await page.locator("[data-testid=service-proxyless]").isVisible()).toBe(false);
+    expect(await page.locator(".xds-section").isVisible()).toBe(false);
   }, 60_000);
 
   it("creates an intention that unblocks a denied call, and shows a validation error inline", async () => {
@@ -324,6 +440,10 @@ describe.skipIf(skipReason !== undefined)("web UI on a real mesh", () => {
     ]);
     for (const e of edges) expect(e.rps).toBeGreaterThan(0);
     expect(await page.locator("a.node[data-service]").count()).toBe(3);
+    // web has a proxyless instance: its node has the dashed ring and says so.
+    expect(await page.getAttribute('a.node[data-service="web"]', "data-proxyless")).toBe("true");
+    expect(await page.getAttribute('a.node[data-service="books"]', "data-proxyless")).toBe("false");
+    expect(await page.getAttribute('a.node[data-service="web"]', "aria-label")).toContain("proxyless");
     // Live: the next polls update the same elements in place (no reload, no redraw).
     const tick0 = Number(await page.getAttribute("svg[data-testid=topology]", "data-tick"));
     await page.evaluate(() => {

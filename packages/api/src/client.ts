@@ -45,9 +45,12 @@ import type {
 // Values only from zod-free modules: the sidecar loads this file through `@weft/api/client`.
 import { BLOCKING_DEFAULT_WAIT_MS, BLOCKING_MAX_WAIT_MS } from "./patterns.js";
 import type { ProxySnapshot, ProxyStreamMessage } from "./snapshot.js";
+import type { XdsNodesResponse } from "./xds.js";
 
 // The golden-metrics wire types and helpers (zod-free) reach the sidecar and the CLI through this entry.
 export * from "./metrics.js";
+// The xDS node state types and their zod-free helpers (proxyless marking, NACK wording), for the CLI.
+export * from "./xds.js";
 
 export interface WeftClientOptions {
   /** `host:port` (http assumed) or a URL such as `http://127.0.0.1:7400`; several, comma-separated, for failover. */
@@ -591,6 +594,14 @@ export class WeftClient {
     if (q.path !== undefined) params.set("path", q.path);
     for (const [name, value] of q.headers ?? []) params.append("header", `${name}:${value}`);
     return (await this.#request<ExplainResponse>("GET", `/v1/explain?${params}`)).body;
+  }
+
+  // --- xDS ---
+
+  /** GET /v1/xds/nodes: connected xDS nodes (proxyless gRPC clients) and their NACKs; `service` filters. */
+  async xdsNodes(q: { service?: string | undefined } = {}): Promise<XdsNodesResponse> {
+    const query = q.service !== undefined ? `?${new URLSearchParams({ service: q.service })}` : "";
+    return (await this.#request<XdsNodesResponse>("GET", `/v1/xds/nodes${query}`)).body;
   }
 
   // --- plumbing ---

@@ -20,6 +20,7 @@ import type {
   SnapshotProtocol,
 } from "./snapshot.js";
 import type { FaultConfig, HeaderOpsConfig, MirrorConfig } from "./snapshot-routes.js";
+import type { XdsNack } from "./xds.js";
 
 /** The request to explain. */
 export interface ExplainQuery {
@@ -190,6 +191,31 @@ export interface ExplainListener {
   } | null;
 }
 
+/** A proxyless gRPC instance (no sidecar: it gets its config over xDS) of the source or destination. */
+export interface ExplainProxylessInstance {
+  /** The instance id, which is its xDS node id. */
+  id: string;
+  status: "passing" | "warning" | "critical";
+  /** Whether its ADS stream is open on this control plane now. */
+  connected: boolean;
+  /** The version it last ACKed per xDS type, while connected. */
+  acked: Record<string, string>;
+  /** Updates it refused, oldest first, with its own error message. */
+  nacks: XdsNack[];
+}
+
+/** The proxyless side of a service the request involves. */
+export interface ExplainProxyless {
+  service: string;
+  /** "source": `from`; "destination": the service that receives the request (`destination`). */
+  role: "source" | "destination";
+  /** False when the control plane serves no xDS: the instances cannot get config from it. */
+  xdsEnabled: boolean;
+  /** False when the caller may not read the service's xDS state: `connected` and `nacks` are then left empty. */
+  visible: boolean;
+  instances: ExplainProxylessInstance[];
+}
+
 export interface ExplainResponse {
   from: string;
   to: string;
@@ -212,6 +238,12 @@ export interface ExplainResponse {
    * failover clusters.
    */
   clusters: ExplainCluster[];
-  /** What applies, keyed by topic: routes, failover, redirect, outlier, retries, authz, source. */
+  /** What applies, keyed by topic: routes, failover, redirect, outlier, retries, authz, source, proxyless. */
   notes: Record<string, string>;
+  /**
+   * The source and destination services that have proxyless gRPC instances,
+   * with their xDS state (connected, NACKs). Empty when neither has any;
+   * absent from an older control plane.
+   */
+  proxyless?: ExplainProxyless[];
 }

@@ -81,7 +81,18 @@ export interface GoldenStats {
   successRate: number | null;
   /** Requests per second over the window. */
   rps: number;
+  /**
+   * Percentiles of the requests a sidecar timed: requests reported only by
+   * proxyless clients (`proxylessRequests`) have no latency, so an edge or
+   * service seen only by them has null percentiles.
+   */
   latencyMs: LatencyPercentiles;
+  /**
+   * Requests (of `requests`) that proxyless gRPC clients reported through
+   * the xDS Load Reporting Service: counted in rate and success rate, not in
+   * latency. Absent when none.
+   */
+  proxylessRequests?: number;
 }
 
 export interface ServiceGolden extends GoldenStats {
@@ -102,7 +113,11 @@ export interface MetricsWindowInfo {
   at: string;
 }
 
-/** GET /v1/metrics/services: every service in the catalog or with traffic in the window (inbound view). */
+/**
+ * GET /v1/metrics/services: every service in the catalog or with traffic in
+ * the window (inbound view; for a service no sidecar reports for, its
+ * proxyless callers' load reports, marked `proxylessRequests`).
+ */
 export interface ServicesMetricsResponse {
   window: MetricsWindowInfo;
   services: ServiceGolden[];

@@ -34,6 +34,7 @@ import { BlockingQueries } from "./http/blocking.js";
 import { sendError } from "./http/respond.js";
 import { createUiHandler } from "./http/ui-static.js";
 import { createLogger } from "./logger.js";
+import { GoldenWindow } from "./metrics/golden.js";
 import { ProxyStreams } from "./snapshot/proxy-streams.js";
 import { openStore } from "./store/open-store.js";
 import type { Store } from "./store/store.js";
@@ -250,6 +251,8 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
     if (opts.proxyCoalesceMs !== undefined) proxyOpts.coalesceMs = opts.proxyCoalesceMs;
     const proxies = new ProxyStreams(proxyOpts);
     owned.push(proxies);
+    // One window for the sidecars' stats reports (HTTP API) and proxyless clients' load reports (LRS).
+    const golden = new GoldenWindow({ clock });
     let xds: XdsServer | undefined;
     if (opts.xdsListen !== undefined) {
       const x = parseListen(opts.xdsListen);
@@ -257,9 +260,11 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
         ...x,
         proxies,
         catalog,
+        clock,
         acl,
         dev: dev && isLoopback(x.host),
         logger: log,
+        golden,
       });
       owned.push({ dispose: () => xds?.close() });
     }
@@ -274,7 +279,9 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
       dev,
       logger: log,
       clock,
+      golden,
       ...(duties ? { leader: () => duties.election.isLeader() } : {}),
+      ...(xds ? { xds } : {}),
     });
     // The UI's static files are public and served by every replica (never forwarded).
     const ui = opts.uiDir !== undefined ? createUiHandler(opts.uiDir) : undefined;

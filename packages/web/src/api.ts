@@ -6,7 +6,7 @@
  * message, which views show as is (the control plane's messages name the
  * field at fault).
  */
-import type { ApplyResponse, ClientResource } from "@weft/api";
+import type { ApplyResponse, ClientResource, XdsNodesResponse } from "@weft/api";
 
 const TOKEN_KEY = "weft.token";
 
@@ -103,6 +103,11 @@ export class Api {
   /** `weft apply`: POST /v1/config/apply, all or nothing. */
   apply(resources: readonly unknown[]): Promise<ApplyResponse> {
     return this.request<ApplyResponse>("POST", "/v1/config/apply", { resources });
+  }
+
+  /** `weft xds --service NAME`: the service's xDS nodes (proxyless gRPC clients) and their NACKs. */
+  xdsNodes(service: string, signal?: AbortSignal): Promise<XdsNodesResponse> {
+    return this.get<XdsNodesResponse>(`/v1/xds/nodes?service=${encodeURIComponent(service)}`, signal);
   }
 
   /** `weft delete KIND NAME`. */

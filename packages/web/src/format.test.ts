@@ -1,3 +1,4 @@
+import { describeNack, isProxyless } from "@weft/api/client";
 import { describe, expect, it } from "vitest";
 import {
   formatDate,
@@ -7,7 +8,9 @@ import {
   formatRate,
   formatRps,
   healthText,
+  isProxylessInstance,
   NO_DATA,
+  nackText,
   overallHealth,
   rateClass,
 } from "./format.js";
@@ -89,5 +92,36 @@ describe("health and rate classes", () => {
     expect(rateClass(0.99)).toBe("good");
     expect(rateClass(0.97)).toBe("warn");
     expect(rateClass(0.5)).toBe("bad");
+  });
+});
+
+describe("proxyless marking and NACK wording", () => {
+  it("marks an instance by the proxyless tag or meta, as @weft/api does", () => {
+    const cases: { tags?: string[]; meta?: Record<string, string> }[] = [
+      { tags: ["proxyless"], meta: {} },
+      { tags: [], meta: { proxyless: "true" } },
+      { tags: ["grpc"], meta: { proxyless: "false" } },
+      {},
+    ];
+    const ours = cases.map((c) => isProxylessInstance(c));
+    expect(ours).toEqual([true, true, false, false]);
+    expect(ours).toEqual(cases.map((c) => isProxyless(c)));
+  });
+  it("words a NACK exactly as weft explain does", () => {
+    const n = {
+      typeUrl: "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+      type: "Cluster",
+      version: "7",
+      acceptedVersion: "6",
+      message: "bad lb",
+      at: "2026-01-01T00:00:00.000Z",
+      count: 1,
+    };
+    expect(nackText("web-proxyless-x", n)).toBe(
+      "node web-proxyless-x refused Cluster version 7: bad lb; it keeps version 6",
+    );
+    for (const v of [n, { ...n, acceptedVersion: "", count: 3 }, { ...n, message: "" }]) {
+      expect(nackText("x", v)).toBe(describeNack("x", v));
+    }
   });
 });

@@ -21,6 +21,9 @@ import {
   grpcBootstrap,
   NODE_CERT_PROVIDER_KEY,
   NODE_TOKEN_KEY,
+  SERVER_LISTENER_TEMPLATE,
+  XDS_CHECK_ID,
+  XDS_CHECK_WAITING,
   xdsServerUri,
 } from "./bootstrap.js";
 
@@ -48,6 +51,10 @@ describe("grpcBootstrap", () => {
     const noToken = grpcBootstrap({ serverUri: "h:1", nodeId: "n", service: "web" });
     expect(JSON.stringify(noToken)).not.toMatch(NODE_TOKEN_KEY);
     expect(validateBootstrapConfig(noToken).node.locality).toEqual({});
+    // What an XdsServer needs to ask for its Listener.
+    expect(validateBootstrapConfig(doc)).toMatchObject({
+      serverListenerResourceNameTemplate: SERVER_LISTENER_TEMPLATE,
+    });
   });
 
   it("defaults the xDS server to the API host on port 7401", () => {
@@ -109,6 +116,35 @@ describe("weft bootstrap grpc", () => {
     const inst = await new WeftClient({ addr: srv.url, token }).getInstance("web-px");
     expect(inst).toMatchObject({ service: "web", port: 50051, tags: ["proxyless"], locality: { zone: "a" } });
     expect(inst.proxy).toEqual({ protocol: "grpc", upstreams: [{ service: "api", localPort: 1 }] });
+    // Critical until the workload's xDS stream opens (the control plane then reports it).
+    expect(inst.checks).toEqual([
+      expect.objectContaining({
+        id: XDS_CHECK_ID,
+        status: "critical",
+        output: XDS_CHECK_WAITING,
+        ttlMs: 30_000,
+        deregisterCriticalAfterMs: 600_000,
+      }),
+    ]);
+    expect(inst.status).toBe("critical");
+    expect(doc.server_listener_resource_name_template).toBe(SERVER_LISTENER_TEMPLATE);
+  });
+
+  it("with --no-xds-health registers without the xds check", async () => {
+    const token = srv.bootstrapToken as string;
+    const r = await runCaptured(
+      [
+        "bootstrap",
+        "grpc",
+        ...["--service", "web", "--id", "web-plain", "--port", "50052", "--no-xds-health"],
+        ...["--addr", srv.url, "--token", token],
+      ],
+      dir,
+    );
+    expect(r.code).toBe(0);
+    const inst = await new WeftClient({ addr: srv.url, token }).getInstance("web-plain");
+    expect(inst.checks).toEqual([]);
+    expect(inst.status).toBe("passing");
   });
 
   it("with --cert-dir writes the workload's certificate, key (0600) and roots, named as a file_watcher provider", async () => {

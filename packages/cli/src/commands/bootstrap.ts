@@ -17,6 +17,21 @@
  * node its clusters with mTLS and SAN matching. With `--watch` the command
  * keeps running and rewrites the files on every renewal (grpc-js re-reads
  * them every CERT_REFRESH).
+ *
+ * Servers: the bootstrap names `server_listener_resource_name_template`, so
+ * a grpc-js-xds `XdsServer` (with `XdsServerCredentials`) bound to the
+ * registered port gets its Listener from the control plane: mTLS with the
+ * same certificate provider and the service's Intention as an RBAC filter.
+ * The filter is required, not optional: grpc-js-xds 1.14 knows it only
+ * with GRPC_XDS_EXPERIMENTAL_RBAC=true, and a server without it refuses
+ * the Listener and does not serve (fails closed).
+ *
+ * Health: the instance is registered with a TTL check `xds` (critical,
+ * "waiting for the xDS stream") that the control plane keeps passing while
+ * the workload's xDS stream is open and turns critical when it ends, so a
+ * dead proxyless server leaves the load balancing like a dead sidecar's
+ * app. `--no-xds-health` leaves it out, for a server that is not an xDS
+ * client (a plain grpc-js server with its own TLS).
  */
 import { chmod, mkdir, rename, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
@@ -35,6 +50,20 @@ export const NODE_CERT_PROVIDER_KEY = "weft_cert_provider";
 export const CERT_PROVIDER = "weft";
 /** How often grpc-js re-reads the certificate files. */
 export const CERT_REFRESH = "10s";
+/**
+ * What an XdsServer asks for, `%s` = the IP:port it binds; the control
+ * plane parses exactly this prefix (controlplane xds/translate-server.ts).
+ */
+export const SERVER_LISTENER_TEMPLATE = "grpc/server?xds.resource.listening_address=%s";
+/** The check the control plane reports from the xDS stream (controlplane xds/stream-health.ts). */
+export const XDS_CHECK_ID = "xds";
+export const XDS_CHECK_TTL = "30s";
+/**
+ * Longer than the server's 1m default: the workload may start a while after
+ * its bootstrap was written (an image pull), and must still be registered.
+ */
+export const XDS_CHECK_DEREGISTER_AFTER = "10m";
+export const XDS_CHECK_WAITING = "waiting for the xDS stream";
 
 export interface CertFiles {
   cert: string;
@@ -59,6 +88,7 @@ interface BootstrapFlags extends ClientFlags {
   register: boolean;
   certDir?: string;
   watch?: boolean;
+  xdsHealth: boolean;
 }
 
 export interface GrpcBootstrapInput {
@@ -83,6 +113,8 @@ export function grpcBootstrap(i: GrpcBootstrapInput): Record<string, unknown> {
       { server_uri: i.serverUri, channel_creds: [{ type: "insecure" }], server_features: ["xds_v3"] },
     ],
     node: { id: i.nodeId, cluster: i.service, locality, metadata },
+    // For an XdsServer: where its Listener comes from (ignored by a client-only workload).
+    server_listener_resource_name_template: SERVER_LISTENER_TEMPLATE,
   };
   if (i.certs) {
     metadata[NODE_CERT_PROVIDER_KEY] = CERT_PROVIDER;
@@ -178,12 +210,22 @@ export function registerBootstrapCommand(program: Command, io: Io): void {
         "--cert-dir <dir>",
         "obtain the workload's SPIFFE certificate and the mesh roots into DIR and use mTLS",
       )
-      .option("--watch", "with --cert-dir: keep running and rewrite the files on every renewal"),
+      .option("--watch", "with --cert-dir: keep running and rewrite the files on every renewal")
+      .option(
+        "--no-xds-health",
+        `register without the "${XDS_CHECK_ID}" TTL check (for a server that is not an xDS client)`,
+      ),
   )
     .addHelpText(
       "after",
       "\nExamples:\n  $ weft bootstrap grpc --service web --port 50051 --upstream api --out web-xds.json\n" +
-        "  $ GRPC_XDS_BOOTSTRAP=web-xds.json node web.js   # channel target xds:///api\n",
+        "  $ GRPC_XDS_BOOTSTRAP=web-xds.json node web.js   # channel target xds:///api\n" +
+        "\nServers: an XdsServer bound to the registered port (e.g. 0.0.0.0:50051) gets its Listener\n" +
+        "from the control plane: mTLS (with --cert-dir and XdsServerCredentials) and the service's\n" +
+        "Intention as RBAC. Run it with GRPC_XDS_EXPERIMENTAL_RBAC=true: without it grpc-js-xds\n" +
+        "refuses the Listener (NACK) and the server does not serve (fails closed).\n" +
+        '\nHealth: the instance gets a TTL check "xds", passing while the workload\'s xDS stream is\n' +
+        "open, critical when it ends. Use --no-xds-health for a workload that is not an xDS client.\n",
     )
     .action(async (opts: BootstrapFlags) => {
       if (!NAME.test(opts.service)) usage(`--service "${opts.service}": not a service name`);
@@ -205,6 +247,18 @@ export function registerBootstrapCommand(program: Command, io: Io): void {
         port: opts.port !== undefined ? port("--port", opts.port) : 0,
         tags: ["proxyless"],
         meta: { proxyless: "true" },
+        ...(opts.xdsHealth
+          ? {
+              checks: [
+                {
+                  id: XDS_CHECK_ID,
+                  ttl: XDS_CHECK_TTL,
+                  deregisterCriticalAfter: XDS_CHECK_DEREGISTER_AFTER,
+                  status: "critical" as const,
+                },
+              ],
+            }
+          : {}),
         ...(opts.region || opts.zone
           ? {
               locality: {
@@ -220,7 +274,12 @@ export function registerBootstrapCommand(program: Command, io: Io): void {
         },
       };
       if (opts.register) {
-        await clientFrom(opts, io.cwd).registerInstance(registration);
+        const client = clientFrom(opts, io.cwd);
+        await client.registerInstance(registration);
+        // Registration cannot set a check's output: say why it is critical until the stream opens.
+        if (opts.xdsHealth) {
+          await client.updateCheck(nodeId, XDS_CHECK_ID, { status: "critical", output: XDS_CHECK_WAITING });
+        }
         io.err.write(`registered proxyless instance ${nodeId} of ${opts.service}\n`);
       } else {
         io.err.write(

@@ -2,9 +2,11 @@
  * The catalog: `services` (one line per service with its health counts) and
  * `instances SERVICE` (one line per instance, with the time left on its
  * certificate once the CA has signed one for it). Reads only; registration
- * is the sidecar's job (or the API's).
+ * is the sidecar's job (or the API's). Proxyless gRPC instances (tag
+ * `proxyless`, `weft bootstrap grpc`) show the tag, and are named once more
+ * on stderr after the table (the columns stay what scripts read).
  */
-import type { WeftClient } from "@weft/api";
+import { isProxyless, type WeftClient } from "@weft/api";
 import type { Command } from "commander";
 import { type ClientFlags, clientFrom, withClientOptions } from "../client-options.js";
 import type { Io } from "../io.js";
@@ -89,6 +91,8 @@ export function registerCatalogCommands(program: Command, io: Io): void {
         return;
       }
       io.out.write(instanceTable(r.instances, useColor(io.out)));
+      const note = proxylessNote(service, r.instances);
+      if (note !== undefined) io.err.write(note);
     });
 }
 
@@ -114,4 +118,11 @@ export function instanceTable(instances: readonly Instance[], color: boolean, no
     });
   const headers = ["ID", "ADDRESS", "STATUS", "CHECKS", "TAGS", "DATACENTER", "CERT EXPIRES"];
   return table(headers, rows);
+}
+
+/** The line after `weft instances` naming its proxyless instances (none: undefined). */
+export function proxylessNote(service: string, instances: readonly Instance[]): string | undefined {
+  const ids = instances.filter(isProxyless).map((i) => i.id);
+  if (ids.length === 0) return undefined;
+  return `proxyless gRPC (no sidecar, config over xDS): ${ids.sort().join(", ")}; their xDS state: weft xds --service ${service}\n`;
 }

@@ -5,7 +5,10 @@
  * and split, the destination's routes as tried and the one taken, each
  * cluster the request can reach with its instances, timeouts, failover and
  * the cluster serving its traffic now, and notes. `--json` prints the API
- * answer as is.
+ * answer as is. When the caller or the destination has proxyless gRPC
+ * instances, a section shows them with their xDS state (connected, ACKed
+ * versions, refused updates with the client's message; explain-xds.ts,
+ * which also holds `weft xds`).
  * A denied request is a successful explanation: exit 0.
  */
 import type { ExplainCluster, ExplainResponse, ExplainRoute, ExplainRouteAction } from "@weft/api";
@@ -14,6 +17,7 @@ import type { Command } from "commander";
 import { type ClientFlags, clientFrom, withClientOptions } from "../client-options.js";
 import type { Io } from "../io.js";
 import { json } from "../output.js";
+import { formatProxyless, registerXdsCommand } from "./explain-xds.js";
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
@@ -218,9 +222,15 @@ export function formatExplain(r: ExplainResponse): string {
     lines.push("");
     lines.push(...clusterLines(c, role.get(c.name) ?? { kind: "target" }));
   }
+  const proxyless = formatProxyless(r.proxyless);
+  if (proxyless.length > 0) lines.push("", ...proxyless);
   lines.push("");
   lines.push("notes:");
-  for (const [k, v] of Object.entries(r.notes)) lines.push(`  ${k}: ${v}`);
+  for (const [k, v] of Object.entries(r.notes)) {
+    // The proxyless section above says the same, node by node.
+    if (k === "proxyless" && proxyless.length > 0) continue;
+    lines.push(`  ${k}: ${v}`);
+  }
   return `${lines.join("\n")}\n`;
 }
 
@@ -264,4 +274,5 @@ export function registerExplainCommand(program: Command, io: Io): void {
       });
       io.out.write(opts.json ? json(r) : formatExplain(r));
     });
+  registerXdsCommand(program, io);
 }

@@ -48,13 +48,22 @@ import type { Catalog } from "../catalog/catalog.js";
 import type { ConfigService } from "../config/config.js";
 import { tryBuildSnapshot } from "../snapshot/build.js";
 import { snapshotInputs } from "../snapshot/inputs.js";
+import type { XdsServer } from "../xds/ads-server.js";
 import { clustersToExplain, explainCluster, servedBy } from "./clusters.js";
+import { explainProxyless, proxylessNote } from "./proxyless.js";
 import { explainRoute } from "./route.js";
 
 /** What an explanation reads: the same sources ProxyStreams builds snapshots from. */
 export interface ExplainSources {
   catalog: Pick<Catalog, "serviceInstances">;
   config: Pick<ConfigService, "parsed">;
+  /** The xDS listener, when the server runs one: the proxyless instances' state (proxyless.ts). */
+  xds?: Pick<XdsServer, "streams" | "nacks"> | undefined;
+}
+
+export interface ExplainOptions {
+  /** Whether the caller may see a service's xDS state (NACK messages); default: yes. */
+  canRead?(service: string): boolean;
 }
 
 const QUERY_PARAMS = new Set(["from", "to", "method", "path", "header"]);
@@ -116,7 +125,7 @@ export function parseExplainQuery(query: URLSearchParams): ExplainQuery {
 }
 
 /** Explains `q` against the current catalog and config. Throws UNAVAILABLE when no valid snapshot can be built. */
-export function explain(src: ExplainSources, q: ExplainQuery): ExplainResponse {
+export function explain(src: ExplainSources, q: ExplainQuery, o: ExplainOptions = {}): ExplainResponse {
   const { from, to } = q;
   const method = (q.method ?? "GET").toUpperCase();
   const target = q.path ?? "/";
@@ -154,6 +163,27 @@ export function explain(src: ExplainSources, q: ExplainQuery): ExplainResponse {
     syntheticInstance(destination, listener.protocol, []);
   const dest = build(src, destInstance, `a proxy of "${destination}"`);
   const decision = decide(from, destination, dest.inbound.authz, listener.protocol, request, c);
+  const proxyless = explainProxyless(
+    src,
+    [
+      { service: from, role: "source" },
+      { service: destination, role: "destination" },
+    ],
+    o.canRead ?? (() => true),
+  );
+  const notesOut = notes(src, {
+    from,
+    to,
+    destination,
+    services,
+    fromInstances,
+    listener,
+    source,
+    route: routed.route,
+    clusters,
+  });
+  const pn = proxylessNote(proxyless);
+  if (pn !== undefined) notesOut.proxyless = pn;
 
   return {
     from,
@@ -179,17 +209,8 @@ export function explain(src: ExplainSources, q: ExplainQuery): ExplainResponse {
     route: routed.route,
     destination,
     clusters,
-    notes: notes(src, {
-      from,
-      to,
-      destination,
-      services,
-      fromInstances,
-      listener,
-      source,
-      route: routed.route,
-      clusters,
-    }),
+    notes: notesOut,
+    proxyless,
   };
 }
 

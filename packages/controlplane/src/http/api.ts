@@ -33,6 +33,8 @@ import { ControlPlaneMetrics } from "../metrics/prometheus.js";
 import { addMetricsRoutes } from "../metrics/routes.js";
 import type { ProxyStreams } from "../snapshot/proxy-streams.js";
 import type { Store } from "../store/store.js";
+import type { XdsServer } from "../xds/ads-server.js";
+import { xdsNodes } from "../xds/xds-nodes.js";
 import { BlockingQueries } from "./blocking.js";
 import { MAX_BODY_BYTES, parseBody, readJsonBody } from "./body.js";
 import { streamSnapshots } from "./proxy-stream.js";
@@ -58,6 +60,8 @@ export interface ApiDeps {
   clock?: Clock;
   /** Replicated control plane: whether this replica leads once-only duties now. Absent: always (one server per store). */
   leader?: () => boolean;
+  /** The xDS (ADS) listener, when the server runs one: its nodes and NACKs are shown by `/v1/xds/nodes` and explain. */
+  xds?: Pick<XdsServer, "streams" | "nacks">;
 }
 
 export interface RequestContext {
@@ -335,7 +339,36 @@ export function buildRoutes(d: ApiDeps): Router<RouteDef> {
       const q = parseExplainQuery(ctx.query);
       // Reading the destination's config and health is what service:<to>:read grants (operator has it).
       authorize(ctx.identity, servicePermission(q.to, "read"));
-      return { body: explain({ catalog, config }, q) };
+      // The xDS state (NACK messages) of `from` is shown only to who may read `from`.
+      const canRead = (s: string) => can(ctx.identity, servicePermission(s, "read"));
+      return { body: explain({ catalog, config, xds: d.xds }, q, { canRead }) };
+    }),
+  );
+
+  // --- xDS nodes (proxyless gRPC clients) ---
+  r.add(
+    "GET",
+    "/v1/xds/nodes",
+    tok(async (ctx) => {
+      for (const k of new Set(ctx.query.keys())) {
+        if (k !== "service")
+          throw weftError("WEFT_ERR_BAD_QUERY", { param: k, detail: "unknown parameter; expected service" });
+      }
+      const service = ctx.query.get("service") ?? undefined;
+      if (service !== undefined) {
+        if (!NAME_PATTERN.test(service)) {
+          throw weftError("WEFT_ERR_BAD_QUERY", {
+            param: "service",
+            detail: `"${service.slice(0, 64)}" is not a service name (a lowercase DNS label)`,
+          });
+        }
+        authorize(ctx.identity, servicePermission(service, "read"));
+      }
+      // The nodes of the services the caller may read; a node whose instance is gone (service
+      // unknown) only to those who may read every service (catalog:read implies that).
+      const canRead = (s: string | null) =>
+        can(ctx.identity, s === null ? PERMISSIONS.catalogRead : servicePermission(s, "read"));
+      return { body: xdsNodes({ xds: d.xds, catalog }, { service, canRead }) };
     }),
   );
 

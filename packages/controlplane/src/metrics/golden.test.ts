@@ -101,4 +101,81 @@ describe("GoldenWindow", () => {
       RangeError,
     );
   });
+
+  describe("proxyless (LRS) reports", () => {
+    /** An LRS delta: counts, no latency (the buckets are zero and ignored). */
+    const lrs = (source: string, destination: string, requests: number, success: number): EdgeStatsDelta => ({
+      direction: "outbound",
+      source,
+      destination,
+      requests,
+      success,
+      buckets: new Array<number>(GOLDEN_BUCKET_COUNT).fill(0),
+    });
+
+    it("gives an edge only proxyless clients saw rate and success rate, and null (not zero) percentiles", () => {
+      const clock = new VirtualClock(1_000_000_000);
+      const w = new GoldenWindow({ clock });
+      clock.advance(60_000);
+      expect(w.accept("lrs:client-1", "a", 1, [lrs("client", "echo", 30, 27)], "proxyless")).toBe(true);
+      expect(w.accept("lrs:client-1", "a", 2, [lrs("client", "echo", 10, 10)], "proxyless")).toBe(true);
+      const [e] = w.edges();
+      expect(e).toEqual({
+        source: "client",
+        destination: "echo",
+        requests: 40,
+        success: 37,
+        successRate: 37 / 40,
+        rps: Math.round((40 / 55) * 1000) / 1000,
+        latencyMs: { p50: null, p95: null, p99: null },
+        proxylessRequests: 40,
+      });
+      // echo has no sidecar reporting (a proxyless server): its callers' reports are its figures.
+      expect(w.service("echo")).toMatchObject({ requests: 40, success: 37, proxylessRequests: 40 });
+      expect(w.services(["echo", "idle"]).map((s) => [s.service, s.requests])).toEqual([
+        ["echo", 40],
+        ["idle", 0],
+      ]);
+    });
+
+    it("counts a repeated (session, seq) once, as for sidecars", () => {
+      const w = new GoldenWindow({ clock: new VirtualClock(10_000) });
+      expect(w.accept("lrs:c", "a", 1, [lrs("client", "echo", 5, 5)], "proxyless")).toBe(true);
+      expect(w.accept("lrs:c", "a", 1, [lrs("client", "echo", 5, 5)], "proxyless")).toBe(false);
+      expect(w.edges()[0]?.requests).toBe(5);
+      expect(w.stats).toMatchObject({ reports: 1, duplicates: 1 });
+    });
+
+    it("adds to sidecar callers of the same edge; latency comes from the sidecars only", () => {
+      const w = new GoldenWindow({ clock: new VirtualClock(10_000) });
+      w.accept("web-1", "s", 1, [delta("outbound", "web", "api", new Array(10).fill(30), 1)]);
+      w.accept("lrs:web-2", "p", 1, [lrs("web", "api", 20, 18)], "proxyless");
+      // api's own sidecar saw 28: the service view stays its inbound view.
+      w.accept("api-1", "i", 1, [delta("inbound", "web", "api", new Array(28).fill(30))]);
+      const [e] = w.edges();
+      expect(e).toMatchObject({ requests: 30, success: 27, proxylessRequests: 20 });
+      expect(e?.latencyMs.p50).toBeGreaterThan(25);
+      expect(e?.latencyMs.p50).toBeLessThanOrEqual(50);
+      const api = w.service("api");
+      expect(api.requests).toBe(28);
+      expect(api.proxylessRequests).toBeUndefined();
+    });
+
+    it("leaves proxylessRequests off sidecar-only figures (the wire shape is unchanged)", () => {
+      const w = new GoldenWindow({ clock: new VirtualClock(10_000) });
+      w.accept("web-1", "s", 1, [delta("outbound", "web", "api", [3])]);
+      expect(Object.keys(w.edges()[0] ?? {})).not.toContain("proxylessRequests");
+    });
+
+    it("ages proxyless counts out with the window and bounds their edges", () => {
+      const clock = new VirtualClock(0);
+      const w = new GoldenWindow({ clock, maxEdges: 1 });
+      w.accept("lrs:c", "a", 1, [lrs("client", "echo", 5, 5), lrs("client", "other", 1, 1)], "proxyless");
+      expect(w.edges().map((x) => x.destination)).toEqual(["echo"]);
+      expect(w.stats.droppedEdges).toBe(1);
+      clock.advance(120_000);
+      expect(w.edges()).toEqual([]);
+      expect(w.service("echo").requests).toBe(0);
+    });
+  });
 });

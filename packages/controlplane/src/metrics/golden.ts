@@ -11,9 +11,15 @@
  * a 16-count histogram); the seq memory holds at most `maxReporters`.
  * Deltas land in the slot of their arrival, so the window's edge is as
  * coarse as a slot plus one push interval; counts inside it are exact.
+ *
+ * Proxyless gRPC clients report through LRS (xds/lrs-server.ts ->
+ * load-report.ts) with no latency: their deltas are caller-side (outbound)
+ * counts kept in cells of their own, which count as the caller's view of an
+ * edge and carry `proxylessRequests`; the percentiles come from the sidecar
+ * histograms only (null when no sidecar saw the edge). A service no sidecar
+ * reports for (a proxyless server) takes its figures from those reports.
  */
 import {
-  type EdgeDirection,
   type EdgeGolden,
   type EdgeStatsDelta,
   GOLDEN_BUCKET_COUNT,
@@ -42,14 +48,23 @@ interface Cell {
   requests: number;
   success: number;
   buckets: Float64Array;
+  /** Requests (of `requests`) that proxyless clients reported: none of them is in `buckets`. */
+  proxyless: number;
 }
+
+/** Who sent a report: a sidecar (stats report, with latency) or a proxyless client (LRS, no latency). */
+export type GoldenReporter = "sidecar" | "proxyless";
 
 interface Slot {
   /** floor(time / slotMs) of the slot's period; -1 when unused. */
   epoch: number;
   inbound: Map<string, Cell>;
   outbound: Map<string, Cell>;
+  /** Caller-side counts from proxyless clients' load reports. */
+  proxyless: Map<string, Cell>;
 }
+
+type CellMap = "inbound" | "outbound" | "proxyless";
 
 export interface GoldenStatsCounters {
   reports: number;
@@ -60,12 +75,23 @@ export interface GoldenStatsCounters {
 const edgeKey = (source: string, destination: string): string => `${source}\u0000${destination}`;
 
 function emptyCell(source: string, destination: string): Cell {
-  return { source, destination, requests: 0, success: 0, buckets: new Float64Array(GOLDEN_BUCKET_COUNT) };
+  return {
+    source,
+    destination,
+    requests: 0,
+    success: 0,
+    buckets: new Float64Array(GOLDEN_BUCKET_COUNT),
+    proxyless: 0,
+  };
 }
 
-function addInto(into: Cell, from: { requests: number; success: number; buckets: ArrayLike<number> }): void {
+function addInto(
+  into: Cell,
+  from: { requests: number; success: number; buckets: ArrayLike<number>; proxyless?: number },
+): void {
   into.requests += from.requests;
   into.success += from.success;
+  into.proxyless += from.proxyless ?? 0;
   for (let i = 0; i < GOLDEN_BUCKET_COUNT; i++)
     into.buckets[i] = (into.buckets[i] ?? 0) + (from.buckets[i] ?? 0);
 }
@@ -91,6 +117,7 @@ function golden(c: Cell | undefined, seconds: number): GoldenStats {
       p95: round(quantileFromBuckets(c.buckets, 0.95)),
       p99: round(quantileFromBuckets(c.buckets, 0.99)),
     },
+    ...(c.proxyless > 0 ? { proxylessRequests: c.proxyless } : {}),
   };
 }
 
@@ -124,6 +151,7 @@ export class GoldenWindow {
       epoch: -1,
       inbound: new Map(),
       outbound: new Map(),
+      proxyless: new Map(),
     }));
     this.startedAt = this.clock.now();
   }
@@ -132,8 +160,17 @@ export class GoldenWindow {
    * Adds one report's deltas unless it repeats the reporter's last accepted
    * (session, seq): a sidecar resends a report whose answer it did not get.
    * Edges must already be validated (and belong to the reporter's service).
+   * A `proxyless` reporter's edges are caller-side counts without latency
+   * (their `buckets` are ignored); give it a key of its own (a sidecar and
+   * an LRS stream of one instance id must not share a seq).
    */
-  accept(instanceId: string, session: string, seq: number, edges: readonly EdgeStatsDelta[]): boolean {
+  accept(
+    instanceId: string,
+    session: string,
+    seq: number,
+    edges: readonly EdgeStatsDelta[],
+    reporter: GoldenReporter = "sidecar",
+  ): boolean {
     const last = this.lastSeq.get(instanceId);
     if (last && last.session === session && seq <= last.seq) {
       this.stats.duplicates += 1;
@@ -149,7 +186,8 @@ export class GoldenWindow {
     const slot = this.current();
     for (const e of edges) {
       if (e.requests === 0) continue;
-      const map = e.direction === "inbound" ? slot.inbound : slot.outbound;
+      const map =
+        reporter === "proxyless" ? slot.proxyless : e.direction === "inbound" ? slot.inbound : slot.outbound;
       const key = edgeKey(e.source, e.destination);
       let cell = map.get(key);
       if (!cell) {
@@ -160,7 +198,11 @@ export class GoldenWindow {
         cell = emptyCell(e.source, e.destination);
         map.set(key, cell);
       }
-      addInto(cell, e);
+      if (reporter === "proxyless") {
+        cell.requests += e.requests;
+        cell.success += e.success;
+        cell.proxyless += e.requests;
+      } else addInto(cell, e);
     }
     return true;
   }
@@ -177,6 +219,7 @@ export class GoldenWindow {
       slot.epoch = epoch;
       slot.inbound.clear();
       slot.outbound.clear();
+      slot.proxyless.clear();
     }
     return slot;
   }
@@ -187,11 +230,11 @@ export class GoldenWindow {
     return this.slots.filter((s) => s.epoch >= 0 && s.epoch > epoch - this.slots.length && s.epoch <= epoch);
   }
 
-  /** Sums one direction's cells over the window by `group` (a key from the cell). */
-  private sum(direction: EdgeDirection, group: (c: Cell) => string): Map<string, Cell> {
+  /** Sums the cells of `maps` over the window by `group` (a key from the cell). */
+  private sum(maps: readonly CellMap[], group: (c: Cell) => string): Map<string, Cell> {
     const out = new Map<string, Cell>();
     for (const slot of this.live()) {
-      for (const c of (direction === "inbound" ? slot.inbound : slot.outbound).values()) {
+      for (const c of maps.flatMap((m) => [...slot[m].values()])) {
         const k = group(c);
         let acc = out.get(k);
         if (!acc) {
@@ -212,10 +255,21 @@ export class GoldenWindow {
     return { seconds: ms / 1000, slotSeconds: this.slotMs / 1000, at: new Date(now).toISOString() };
   }
 
-  /** Per service, as destination (the inbound view: what the service's own sidecars served). */
+  /**
+   * Per service as destination: the inbound view (what the service's own
+   * sidecars served); a service no sidecar reported for in the window is
+   * served from its proxyless callers' load reports (a proxyless server).
+   */
+  private byDestination(): Map<string, Cell> {
+    const cells = this.sum(["inbound"], (c) => c.destination);
+    for (const [k, c] of this.sum(["proxyless"], (c) => c.destination)) if (!cells.has(k)) cells.set(k, c);
+    return cells;
+  }
+
+  /** Per service, as destination (see `byDestination`). */
   services(known: Iterable<string> = []): ServiceGolden[] {
     const seconds = this.window().seconds;
-    const cells = this.sum("inbound", (c) => c.destination);
+    const cells = this.byDestination();
     const names = new Set<string>(known);
     for (const k of cells.keys()) names.add(k);
     return [...names].sort().map((service) => ({ service, ...golden(cells.get(service), seconds) }));
@@ -223,21 +277,22 @@ export class GoldenWindow {
 
   service(name: string): ServiceGolden {
     const seconds = this.window().seconds;
-    const cells = this.sum("inbound", (c) => c.destination);
-    return { service: name, ...golden(cells.get(name), seconds) };
+    return { service: name, ...golden(this.byDestination().get(name), seconds) };
   }
 
   /**
    * Every edge with traffic in the window. The caller's sidecar (outbound
    * view) is preferred: it also counts requests that never reached the
    * destination. An edge only a destination reported (a caller without a
-   * reporting sidecar) is served from the inbound view.
+   * reporting sidecar) is served from the inbound view. Proxyless clients'
+   * load reports are a caller's view too, added to its sidecars' (distinct
+   * requests: a proxyless instance has no sidecar).
    */
   edges(filter?: (source: string, destination: string) => boolean): EdgeGolden[] {
     const seconds = this.window().seconds;
     const key = (c: Cell) => edgeKey(c.source, c.destination);
-    const out = this.sum("outbound", key);
-    const inb = this.sum("inbound", key);
+    const out = this.sum(["outbound", "proxyless"], key);
+    const inb = this.sum(["inbound"], key);
     for (const [k, c] of inb) if (!out.has(k)) out.set(k, c);
     const edges: EdgeGolden[] = [];
     for (const c of out.values()) {

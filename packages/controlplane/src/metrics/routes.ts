@@ -10,6 +10,11 @@
  * A report may only speak for the reporter's own service: inbound edges
  * must end at it, outbound edges must start at it, so one service's token
  * cannot inflate another service's figures.
+ *
+ * Proxyless gRPC clients report over LRS on the xDS port instead
+ * (xds/lrs-server.ts, same rule: edges from the node's service only) into
+ * the same window; a service no sidecar reports for (a proxyless server)
+ * then shows its callers' counts, marked `proxylessRequests`.
  */
 import { instanceIdSchema, NAME_PATTERN } from "@weft/api";
 import { weftError } from "@weft/core";

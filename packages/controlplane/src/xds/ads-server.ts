@@ -17,18 +17,32 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import type { ProxySnapshot, ProxyStreamMessage } from "@weft/api";
-import { type Disposable, describeError, isWeftError, tracer, type WeftError, weftError } from "@weft/core";
+import {
+  type Clock,
+  type Disposable,
+  describeError,
+  isWeftError,
+  tracer,
+  type WeftError,
+  weftError,
+} from "@weft/core";
 import type { Logger } from "pino";
-import { authorize, DEV_ANONYMOUS, type Identity } from "../acl/acl.js";
-import { servicePermission } from "../acl/policy.js";
+import type { Identity } from "../acl/acl.js";
 import { AdsStream, type DiscoveryRequest, type DiscoveryResponse } from "./ads-stream.js";
+import { addLrsService, type LoadSink } from "./lrs-server.js";
 import { NackLog } from "./nack-log.js";
+import { authenticateNode, NODE_TOKEN_KEY, nodeMeta } from "./node-auth.js";
 import { adsService } from "./protos.js";
+import {
+  type HealthCatalog,
+  StreamHealth,
+  type StreamLease,
+  serverListenerVerdict,
+} from "./stream-health.js";
 
 const trace = tracer("xds");
 
-/** The node metadata key grpc-js-xds clients carry their token in. */
-export const NODE_TOKEN_KEY = "weft_token";
+export { NODE_TOKEN_KEY };
 /** The node metadata key naming the node's certificate provider instance: its clusters then use mTLS. */
 export const NODE_CERT_PROVIDER_KEY = "weft_cert_provider";
 export const DEFAULT_MAX_XDS_STREAMS = 10_000;
@@ -42,13 +56,23 @@ export interface XdsServerOptions {
   host: string;
   port: number;
   proxies: { open(instanceId: string, sink: ProxySink): Disposable };
-  catalog: { getInstance(id: string): { service: string } | undefined };
+  /** `port` and `checks` drive server Listeners and the `xds` check; `heartbeat` reports it (stream-health.ts). */
+  catalog: {
+    getInstance(
+      id: string,
+    ): { service: string; port?: number; checks?: readonly { id: string; ttlMs: number }[] } | undefined;
+    heartbeat?: HealthCatalog["heartbeat"];
+  };
+  /** Timers of the `xds` health reports. */
+  clock?: Clock;
   acl: { resolve(secret: string): Identity | undefined };
   /** Anonymous streams act as operator (loopback dev mode only, as the HTTP API). */
   dev?: boolean;
   logger?: Logger;
   maxStreams?: number;
   nacks?: NackLog;
+  /** Where proxyless clients' load reports go (LRS on this port, lrs-server.ts); absent: no LRS service. */
+  golden?: LoadSink;
 }
 
 interface ProxySink {
@@ -64,6 +88,8 @@ export interface XdsStreamInfo {
   acks: number;
   nacks: number;
   stale: number;
+  /** The version the node last ACKed, per type URL it ACKed on this stream. */
+  acked?: Record<string, string>;
 }
 
 export interface XdsServer {
@@ -81,22 +107,9 @@ function isLoopbackHost(h: string): boolean {
   return h === "localhost" || h === "::1" || /^127\./.test(h);
 }
 
-/** A string field of the node's metadata (a google.protobuf.Struct). */
-function nodeMeta(req: DiscoveryRequest, key: string): string | undefined {
-  // The Struct comes from protobufjs's bundled struct.proto, whose fields are camelCase.
-  type Value = { stringValue?: string; string_value?: string };
-  const fields = (req.node?.metadata as { fields?: Record<string, Value> } | undefined)?.fields;
-  const v = fields?.[key]?.stringValue ?? fields?.[key]?.string_value;
-  return typeof v === "string" && v.length > 0 && v.length <= 512 ? v : undefined;
-}
-
-function bearer(call: Call, req: DiscoveryRequest): string | undefined {
-  const auth = call.metadata.get("authorization")[0];
-  if (typeof auth === "string") {
-    const m = /^Bearer\s+(\S+)$/i.exec(auth.trim());
-    if (m) return m[1];
-  }
-  return nodeMeta(req, NODE_TOKEN_KEY);
+/** A registered port makes the node an XdsServer candidate (server Listeners for that port only). */
+function serverPortOf(inst: { port?: number } | undefined): { serverPort?: number } {
+  return inst?.port !== undefined && inst.port > 0 ? { serverPort: inst.port } : {};
 }
 
 export async function startXdsServer(o: XdsServerOptions): Promise<XdsServer> {
@@ -114,8 +127,18 @@ export async function startXdsServer(o: XdsServerOptions): Promise<XdsServer> {
     call.emit("error", { code: e.grpc, details: e.message });
   };
 
+  const catalog = o.catalog;
+  const health = catalog.heartbeat
+    ? new StreamHealth({
+        catalog: { getInstance: (id) => catalog.getInstance(id), heartbeat: catalog.heartbeat.bind(catalog) },
+        ...(o.clock ? { clock: o.clock } : {}),
+        ...(o.logger ? { logger: o.logger } : {}),
+      })
+    : undefined;
+
   const handle = (call: Call): void => {
     let watch: Disposable | undefined;
+    let healthLease: StreamLease | undefined;
     let stream: AdsStream | undefined;
     let closed = false;
     const drainFns: (() => void)[] = [];
@@ -129,6 +152,7 @@ export async function startXdsServer(o: XdsServerOptions): Promise<XdsServer> {
       clearTimeout(firstTimer);
       live.delete(call);
       watch?.dispose();
+      healthLease?.dispose();
     };
     call.on("cancelled", cleanup);
     call.on("close", cleanup);
@@ -151,24 +175,8 @@ export async function startXdsServer(o: XdsServerOptions): Promise<XdsServer> {
       clearTimeout(firstTimer);
       const nodeId = req.node?.id ?? "";
       try {
-        if (nodeId === "") {
-          throw weftError("WEFT_ERR_VALIDATION", { detail: "the first DiscoveryRequest names no node.id" });
-        }
-        const secret = bearer(call, req);
-        let identity: Identity | undefined;
-        if (secret !== undefined) identity = o.acl.resolve(secret);
-        else if (o.dev) identity = DEV_ANONYMOUS;
-        if (!identity) {
-          throw weftError("WEFT_ERR_UNAUTHENTICATED", {
-            detail:
-              secret === undefined
-                ? `xDS client "${nodeId}" sent no token (authorization metadata or node.metadata.${NODE_TOKEN_KEY})`
-                : `xDS client "${nodeId}": unknown token`,
-          });
-        }
-        const inst = o.catalog.getInstance(nodeId);
-        if (!inst) throw weftError("WEFT_ERR_NOT_FOUND", { what: `instance "${nodeId}" (node.id)` });
-        authorize(identity, servicePermission(inst.service, "write"));
+        // The same check as every stream on this port (node-auth.ts; LRS too).
+        const inst = authenticateNode(o, call.metadata, req.node, "DiscoveryRequest");
         if (live.size >= maxStreams) {
           throw weftError("WEFT_ERR_UNAVAILABLE", {
             detail: `too many xDS streams (${maxStreams}); retry later`,
@@ -178,7 +186,11 @@ export async function startXdsServer(o: XdsServerOptions): Promise<XdsServer> {
           nodeId,
           nacks,
           send: (r) => call.write(r),
-          translate: { certificateProvider: nodeMeta(req, NODE_CERT_PROVIDER_KEY) },
+          translate: { certificateProvider: nodeMeta(req.node, NODE_CERT_PROVIDER_KEY) },
+          ...serverPortOf(o.catalog.getInstance(nodeId)),
+          // A server that refused its Listener does not serve: its check says so (stream-health.ts).
+          onServerListener: (accepted, message) =>
+            healthLease?.set(...serverListenerVerdict(accepted, message)),
         });
         stream = s;
         const info: XdsStreamInfo = { nodeId, service: inst.service, ...s.stats };
@@ -203,6 +215,7 @@ export async function startXdsServer(o: XdsServerOptions): Promise<XdsServer> {
             }
           },
         });
+        healthLease = health?.open(nodeId);
         o.logger?.info({ node: nodeId, service: inst.service }, "xDS client connected");
       } catch (err) {
         const e = isWeftError(err)
@@ -216,6 +229,7 @@ export async function startXdsServer(o: XdsServerOptions): Promise<XdsServer> {
   };
 
   server.addService(adsService().service, { StreamAggregatedResources: handle });
+  const lrs = o.golden ? addLrsService(server, { ...o, golden: o.golden }) : undefined;
   const hostPort = `${o.host.includes(":") ? `[${o.host}]` : o.host}:${o.port}`;
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(hostPort, grpc.ServerCredentials.createInsecure(), (err, p) => {
@@ -241,9 +255,16 @@ export async function startXdsServer(o: XdsServerOptions): Promise<XdsServer> {
     port,
     nacks,
     streams: () =>
-      [...live.values()].map(({ info, stream }) => ({ ...info, ...stream.stats, nodeId: info.nodeId })),
+      [...live.values()].map(({ info, stream }) => ({
+        ...info,
+        ...stream.stats,
+        nodeId: info.nodeId,
+        acked: stream.acked(),
+      })),
     close: () => {
       closing ??= new Promise<void>((resolve) => {
+        health?.stop();
+        lrs?.close();
         for (const call of [...live.keys()]) {
           call.emit("error", { code: grpc.status.UNAVAILABLE, details: "control plane shutting down" });
         }

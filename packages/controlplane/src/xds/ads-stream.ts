@@ -39,6 +39,7 @@ import {
   type XdsTypeUrl,
 } from "./resources.js";
 import { type TranslateOptions, translateSnapshot } from "./translate.js";
+import { parseServerListenerName, serverListenersFor } from "./translate-server.js";
 
 const trace = tracer("xds");
 
@@ -67,6 +68,10 @@ export interface AdsStreamOptions {
   now?: () => number;
   /** Per-node translation choices (its certificate provider, for mTLS). */
   translate?: TranslateOptions;
+  /** The node's registered port: server Listeners (XdsServer) are answered for it only (translate-server.ts). */
+  serverPort?: number;
+  /** The node answered a Listener response that carried its server Listener: accepted, or refused with its message. */
+  onServerListener?(accepted: boolean, message: string): void;
 }
 
 export interface AdsStreamStats {
@@ -94,6 +99,10 @@ const WILDCARD_TYPES: ReadonlySet<string> = new Set([LISTENER_TYPE, CLUSTER_TYPE
 export class AdsStream {
   private readonly types = new Map<XdsTypeUrl, TypeState>();
   private resources: XdsResources | undefined;
+  /** The latest snapshot: server Listeners are translated per requested name (translate-server.ts). */
+  private snapshot: ProxySnapshot | undefined;
+  /** The nonce of the last Listener response that carried a server Listener. */
+  private serverListenerNonce: string | undefined;
   /** Clusters dropped by the latest snapshot, kept until the client answers the Route update (make-before-break). */
   private retained = new Map<string, NamedResource>();
   private pruneAfterRouteNonce: string | undefined;
@@ -101,6 +110,8 @@ export class AdsStream {
   private nonceCounter = 0;
   private readonly now: () => number;
   readonly stats: AdsStreamStats = { responses: 0, acks: 0, nacks: 0, stale: 0 };
+  /** The version the client last ACKed, per type URL (for `GET /v1/xds/nodes`). */
+  private readonly ackedVersions = new Map<XdsTypeUrl, string>();
 
   constructor(private readonly o: AdsStreamOptions) {
     this.now = o.now ?? Date.now;
@@ -112,11 +123,17 @@ export class AdsStream {
     return this.resources;
   }
 
+  /** The version the client last ACKed on this stream, per type URL it ACKed. A copy. */
+  acked(): Record<string, string> {
+    return Object.fromEntries(this.ackedVersions);
+  }
+
   /** A new snapshot for this node: translate, then send every subscribed type whose content changed. */
   onSnapshot(snapshot: ProxySnapshot): void {
     const next = translateSnapshot(snapshot, this.o.translate);
     const prev = this.resources;
     this.resources = next;
+    this.snapshot = snapshot;
     const routes = this.types.get(ROUTE_TYPE) as TypeState;
     // Only when the routes change too: otherwise nothing sent still names a dropped cluster.
     if (prev && routes.subscribed && versionOf(this.select(ROUTE_TYPE, routes)) !== routes.sentVersion) {
@@ -147,8 +164,11 @@ export class AdsStream {
         return;
       }
       if (req.error_detail) this.nack(type, st, req);
-      else {
+      if (type === LISTENER_TYPE && nonce === this.serverListenerNonce) {
+        this.o.onServerListener?.(!req.error_detail, String(req.error_detail?.message ?? "").slice(0, 1024));
+      } else {
         this.stats.acks += 1;
+        this.ackedVersions.set(type, req.version_info ?? "");
         trace("ack", { node: this.o.nodeId, type: SHORT_TYPE[type], version: req.version_info });
       }
       if (type === ROUTE_TYPE && nonce === this.pruneAfterRouteNonce && !req.error_detail) {
@@ -202,7 +222,13 @@ export class AdsStream {
     }
     if (st.names === "*") return all;
     const names = st.names;
-    return all.filter((x) => names.has(x.name));
+    const picked = all.filter((x) => names.has(x.name));
+    if (type === LISTENER_TYPE && this.o.serverPort !== undefined && this.snapshot) {
+      const port = this.o.serverPort;
+      const cert = this.o.translate?.certificateProvider;
+      picked.push(...serverListenersFor(names, this.snapshot, { port, certificateProvider: cert }));
+    }
+    return picked;
   }
 
   private flush(): void {
@@ -224,6 +250,9 @@ export class AdsStream {
       this.nonceCounter += 1;
       const nonce = String(this.nonceCounter);
       st.nonce = nonce;
+      if (type === LISTENER_TYPE) {
+        this.serverListenerNonce = selected.some((x) => parseServerListenerName(x.name)) ? nonce : undefined;
+      }
       st.sentVersion = version;
       st.sentNamesKey = key;
       if (type === ROUTE_TYPE && this.retained.size > 0) this.pruneAfterRouteNonce = nonce;

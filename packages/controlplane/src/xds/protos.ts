@@ -12,6 +12,7 @@ import * as protoLoader from "@grpc/proto-loader";
 
 const FILES = [
   "envoy/service/discovery/v3/ads.proto",
+  "envoy/service/load_stats/v3/lrs.proto",
   "envoy/config/listener/v3/listener.proto",
   "envoy/config/route/v3/route.proto",
   "envoy/config/cluster/v3/cluster.proto",
@@ -19,6 +20,7 @@ const FILES = [
   "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto",
   "envoy/extensions/filters/http/router/v3/router.proto",
   "envoy/extensions/filters/http/fault/v3/fault.proto",
+  "envoy/extensions/filters/http/rbac/v3/rbac.proto",
   "envoy/extensions/transport_sockets/tls/v3/tls.proto",
 ];
 
@@ -60,3 +62,15 @@ export function adsService(): {
 }
 
 export const ADS_METHOD = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources";
+
+/** The `LoadReportingService` definition (lrs-server.ts) and its client constructor (tests). */
+export function lrsService(): {
+  service: grpc.ServiceDefinition;
+  Client: grpc.ServiceClientConstructor;
+} {
+  const pkg = grpc.loadPackageDefinition(adsPackageDefinition()) as unknown as {
+    envoy: { service: { load_stats: { v3: { LoadReportingService: grpc.ServiceClientConstructor } } } };
+  };
+  const Client = pkg.envoy.service.load_stats.v3.LoadReportingService;
+  return { service: Client.service, Client };
+}

@@ -139,6 +139,8 @@ function cluster(c: ClusterConfig, opts: TranslateOptions): XdsResource {
     eds_cluster_config: { eds_config: ADS_SOURCE, service_name: c.name },
     connect_timeout: duration(c.connectTimeoutMs),
     lb_policy: lbPolicy(c.lb),
+    // Load reports (calls, failures, drops) to this control plane's LRS (lrs-server.ts): golden metrics for proxyless callers.
+    lrs_server: { self: {} },
   };
   if (c.lb.policy === "ring_hash") {
     out.ring_hash_lb_config = {

@@ -2,20 +2,32 @@
  * One service: golden-metric charts (client-side series of 2 s polls),
  * instances with their checks and certificates, callers and callees (from
  * the metric edges, plus the upstreams its sidecars declare), and the
- * traffic config in effect (resources named like the service).
- * Data: /v1/metrics/services/:name and /v1/health/service/:name?status=any
- * every 2 s; /v1/config/:kind/:name once.
+ * traffic config in effect (resources named like the service). Proxyless
+ * gRPC instances (no sidecar) carry a "proxyless" badge, and an xDS section
+ * lists the service's xDS nodes: connected or not, the versions they ACKed,
+ * and each update they refused (NACK) with the client's own message.
+ * Data: /v1/metrics/services/:name, /v1/health/service/:name?status=any and
+ * /v1/xds/nodes?service=:name every 2 s; /v1/config/:kind/:name once.
  */
-import type { EdgeGolden, Instance, ServiceInstancesResponse, ServiceMetricsResponse } from "@weft/api";
+import type {
+  EdgeGolden,
+  Instance,
+  ServiceInstancesResponse,
+  ServiceMetricsResponse,
+  XdsNodesResponse,
+} from "@weft/api";
 import { ApiError, errorText } from "../api.js";
 import { type Chart, sparkChart } from "../charts.js";
 import { fill, h } from "../dom.js";
 import {
+  formatDate,
   formatExpiry,
   formatMs,
   formatRate,
   formatRps,
+  isProxylessInstance,
   NO_DATA,
+  nackText,
   overallHealth,
   rateClass,
 } from "../format.js";
@@ -23,6 +35,8 @@ import { hrefOf } from "../routes.js";
 import { Series } from "../series.js";
 import { POLL_MS, poll, type View, type ViewContext } from "../view.js";
 import { toYaml } from "../yaml.js";
+
+const count = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
 /** 2 s polls: 30 points are the last minute (the API's window is 60 s). */
 const POINTS = 30;
@@ -55,6 +69,23 @@ export function serviceView(ctx: ViewContext, name: string): View {
   const upstreams = h("ul", { class: "edges", "data-testid": "upstreams" });
   const downstreams = h("ul", { class: "edges", "data-testid": "downstreams" });
   const configBox = h("div", { class: "config-list" }, h("p", { class: "muted" }, "Loading…"));
+  const proxylessBadge = h(
+    "span",
+    {
+      class: "badge proxyless",
+      "data-testid": "service-proxyless",
+      title: "Has proxyless gRPC instances: no sidecar, config over xDS",
+      hidden: true,
+    },
+    "proxyless",
+  );
+  const xdsBox = h("div", { class: "xds", "data-testid": "xds" });
+  const xdsSection = h(
+    "section",
+    { class: "xds-section", hidden: true },
+    h("h2", {}, "xDS (proxyless gRPC)"),
+    xdsBox,
+  );
 
   const edgeItem = (e: EdgeGolden, peer: string) =>
     h(
@@ -106,7 +137,22 @@ export function serviceView(ctx: ViewContext, name: string): View {
         return h(
           "tr",
           { "data-instance": i.id, "data-health": i.status },
-          h("td", { class: "mono" }, i.id),
+          h(
+            "td",
+            { class: "mono" },
+            i.id,
+            isProxylessInstance(i)
+              ? h(
+                  "span",
+                  {
+                    class: "badge proxyless",
+                    "data-testid": "proxyless-badge",
+                    title: "Proxyless gRPC: no sidecar, config over xDS",
+                  },
+                  "proxyless",
+                )
+              : null,
+          ),
           h("td", { class: "mono" }, `${i.address}:${i.port}`),
           h("td", {}, h("span", { class: `dot ${i.status}`, "aria-hidden": "true" }), i.status),
           h(
@@ -143,9 +189,91 @@ export function serviceView(ctx: ViewContext, name: string): View {
       fill(instancesBody, h("tr", {}, h("td", { colspan: 5, class: "empty" }, "No instances.")));
   };
 
+  /** The xDS section: shown when the service has proxyless instances or xDS nodes. */
+  const renderXds = (instances: Instance[], xds: XdsNodesResponse | string | undefined) => {
+    const proxyless = instances.filter(isProxylessInstance).length;
+    proxylessBadge.hidden = proxyless === 0;
+    const nodes = typeof xds === "object" ? xds.nodes : [];
+    xdsSection.hidden = proxyless === 0 && nodes.length === 0;
+    if (xdsSection.hidden) return;
+    if (typeof xds === "string") {
+      fill(xdsBox, h("p", { class: "muted" }, xds));
+      return;
+    }
+    if (xds === undefined || !xds.enabled) {
+      fill(
+        xdsBox,
+        h(
+          "p",
+          { class: "muted" },
+          "This control plane serves no xDS (weft server --xds-listen): the proxyless instances get no config from it.",
+        ),
+      );
+      return;
+    }
+    if (nodes.length === 0) {
+      fill(
+        xdsBox,
+        h("p", { class: "muted" }, "No proxyless instance is connected, and none refused an update."),
+      );
+      return;
+    }
+    fill(
+      xdsBox,
+      h(
+        "ul",
+        { class: "xds-nodes" },
+        nodes.map((n) =>
+          h(
+            "li",
+            { "data-node": n.nodeId, "data-connected": String(n.connected) },
+            h(
+              "p",
+              {},
+              h("span", { class: `dot ${n.connected ? "passing" : "critical"}`, "aria-hidden": "true" }),
+              h("strong", { class: "mono" }, n.nodeId),
+              " ",
+              n.connected ? "connected" : "not connected",
+              n.stream
+                ? h(
+                    "span",
+                    { class: "muted" },
+                    ` · ${count(n.stream.responses, "response")}, ${count(n.stream.acks, "ACK")}, ${count(n.stream.nacks, "NACK")}`,
+                  )
+                : null,
+            ),
+            Object.keys(n.acked).length > 0
+              ? h(
+                  "p",
+                  { class: "muted" },
+                  "ACKed: ",
+                  Object.entries(n.acked).map(([t, v]) => h("span", { class: "mono acked" }, `${t} ${v}`)),
+                )
+              : null,
+            n.nacks.length > 0
+              ? h(
+                  "ul",
+                  { class: "nacks", "data-testid": "xds-nacks" },
+                  n.nacks.map((x) =>
+                    h(
+                      "li",
+                      { "data-type": x.type, "data-version": x.version },
+                      h("span", { class: "nack-at muted" }, formatDate(x.at)),
+                      " ",
+                      h("span", { class: "nack-text" }, nackText(n.nodeId, x)),
+                    ),
+                  ),
+                )
+              : h("p", { class: "muted" }, "No refused updates (NACKs)."),
+          ),
+        ),
+      ),
+    );
+  };
+
   const stop = poll(async (signal) => {
     try {
-      const [health, metrics] = await Promise.all([
+      const [health, metrics, xds] = await Promise.all([
         ctx.api.get<ServiceInstancesResponse>(
           `/v1/health/service/${encodeURIComponent(name)}?status=any`,
           signal,
@@ -156,6 +284,12 @@ export function serviceView(ctx: ViewContext, name: string): View {
             if (e instanceof ApiError && e.status === 404) return undefined;
             throw e;
           }),
+        // A 404 is an older control plane (no xDS API); a 403 a token that may not read it.
+        ctx.api.xdsNodes(name, signal).catch((e: unknown): XdsNodesResponse | string | undefined => {
+          if (e instanceof ApiError && e.status === 404) return undefined;
+          if (e instanceof ApiError && e.status === 403) return `xDS state hidden: ${errorText(e)}`;
+          throw e;
+        }),
       ]);
       const t = ctx.now();
       const g = metrics?.service;
@@ -170,6 +304,7 @@ export function serviceView(ctx: ViewContext, name: string): View {
       healthBadge.textContent = `${health.instances.length} instance${health.instances.length === 1 ? "" : "s"} · ${overall}`;
       healthBadge.className = `badge ${overall}`;
       renderInstances(health.instances);
+      renderXds(health.instances, xds);
       renderEdges(metrics, health.instances);
       status.textContent = metrics
         ? `Figures over the last ${Math.round(metrics.window.seconds)} s, refreshed every ${POLL_MS / 1000} s`
@@ -217,7 +352,7 @@ export function serviceView(ctx: ViewContext, name: string): View {
     "section",
     { "data-service-page": name },
     h("p", { class: "crumbs" }, h("a", { href: hrefOf({ view: "services" }) }, "Services"), " / "),
-    h("div", { class: "page-head" }, h("h1", { tabindex: "-1" }, name), healthBadge),
+    h("div", { class: "page-head" }, h("h1", { tabindex: "-1" }, name), healthBadge, proxylessBadge),
     status,
     h(
       "div",
@@ -245,6 +380,7 @@ export function serviceView(ctx: ViewContext, name: string): View {
         instancesBody,
       ),
     ),
+    xdsSection,
     h(
       "div",
       { class: "two-col" },

@@ -1,6 +1,8 @@
 /**
  * Services: one row per service in the catalog (or with traffic): health
- * summary, instances, and the golden metrics over the API's window.
+ * summary, instances, and the golden metrics over the API's window. A
+ * service with proxyless gRPC instances (its tags include `proxyless`)
+ * carries a "proxyless" badge.
  * Data: GET /v1/catalog/services + GET /v1/metrics/services, every 2 s.
  */
 import type { ServiceSummary, ServicesMetricsResponse } from "@weft/api";
@@ -59,13 +61,35 @@ export function servicesView(ctx: ViewContext): View {
       fill(
         body,
         names.map((name) => {
-          const s = summary.get(name) ?? { passing: 0, warning: 0, critical: 0, instances: 0 };
+          const s = summary.get(name) ?? {
+            passing: 0,
+            warning: 0,
+            critical: 0,
+            instances: 0,
+            tags: [] as string[],
+          };
+          const proxyless = s.tags.includes("proxyless");
           const m = byName.get(name);
           const health = overallHealth(s);
           return h(
             "tr",
-            { "data-service": name, "data-health": health },
-            h("th", { scope: "row" }, h("a", { href: hrefOf({ view: "service", name }) }, name)),
+            { "data-service": name, "data-health": health, "data-proxyless": proxyless ? "true" : null },
+            h(
+              "th",
+              { scope: "row" },
+              h("a", { href: hrefOf({ view: "service", name }) }, name),
+              proxyless
+                ? h(
+                    "span",
+                    {
+                      class: "badge proxyless",
+                      "data-testid": "proxyless-badge",
+                      title: "Has proxyless gRPC instances: no sidecar, config over xDS",
+                    },
+                    "proxyless",
+                  )
+                : null,
+            ),
             h(
               "td",
               { "data-col": "health" },

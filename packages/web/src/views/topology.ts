@@ -4,6 +4,8 @@
  * refreshed every 2 s in place. The layout (layout.ts) is recomputed only
  * when the set of services or edges changes, so the picture holds still.
  * A node links to its service page; an edge shows its figures beside the graph.
+ * A service with proxyless gRPC instances (no sidecar, config over xDS) is
+ * drawn with a dashed outer ring and says so in its label.
  */
 import type { EdgeGolden, EdgesMetricsResponse, ServiceSummary } from "@weft/api";
 import { errorText } from "../api.js";
@@ -98,7 +100,13 @@ export function topologyView(ctx: ViewContext): View {
   >();
   const nodeEls = new Map<
     string,
-    { a: SVGAElement; circle: SVGCircleElement; label: SVGTextElement; count: SVGTextElement }
+    {
+      a: SVGAElement;
+      ring: SVGCircleElement;
+      circle: SVGCircleElement;
+      label: SVGTextElement;
+      count: SVGTextElement;
+    }
   >();
   let tick = 0;
 
@@ -129,11 +137,20 @@ export function topologyView(ctx: ViewContext): View {
   };
 
   const nodeEl = (n: string) => {
-    const circle = s("circle", { r: R });
+    // Shown only for a service with proxyless instances (class "proxyless" on the node).
+    const ring = s("circle", { r: R + 6, class: "proxyless-ring" });
+    const circle = s("circle", { r: R, class: "body" });
     const label = s("text", { "text-anchor": "middle", class: "node-label" }, n);
     const count = s("text", { "text-anchor": "middle", class: "node-count" });
-    const a = s("a", { href: hrefOf({ view: "service", name: n }), "data-service": n }, circle, label, count);
-    const entry = { a, circle, label, count };
+    const a = s(
+      "a",
+      { href: hrefOf({ view: "service", name: n }), "data-service": n },
+      ring,
+      circle,
+      label,
+      count,
+    );
+    const entry = { a, ring, circle, label, count };
     nodeEls.set(n, entry);
     nodesLayer.append(a);
     return entry;
@@ -191,13 +208,21 @@ export function topologyView(ctx: ViewContext): View {
       const el = nodeEls.get(n) ?? nodeEl(n);
       const c = summary.get(n);
       const health = c ? overallHealth(c) : "critical";
-      el.a.setAttribute("class", `node ${health}`);
+      const proxyless = c?.tags.includes("proxyless") ?? false;
+      el.a.setAttribute("class", `node ${health}${proxyless ? " proxyless" : ""}`);
       el.a.setAttribute("data-health", health);
-      el.a.setAttribute("aria-label", `${n}: ${c ? healthText(c) : "not in the catalog"}`);
-      el.circle.setAttribute("cx", String(p.x));
-      el.circle.setAttribute("cy", String(p.y));
+      el.a.setAttribute("data-proxyless", String(proxyless));
+      el.a.setAttribute(
+        "aria-label",
+        `${n}: ${c ? healthText(c) : "not in the catalog"}${proxyless ? ", has proxyless gRPC instances" : ""}`,
+      );
+      for (const circle of [el.ring, el.circle]) {
+        circle.setAttribute("cx", String(p.x));
+        circle.setAttribute("cy", String(p.y));
+      }
       el.label.setAttribute("x", String(p.x));
       el.label.setAttribute("y", String(p.y + R + 16));
+      el.label.textContent = proxyless ? `${n} · proxyless` : n;
       el.count.setAttribute("x", String(p.x));
       el.count.setAttribute("y", String(p.y + 4));
       el.count.textContent = c ? String(c.instances) : "0";
@@ -242,7 +267,9 @@ export function topologyView(ctx: ViewContext): View {
     h("span", { class: "swatch bad" }),
     "< 95 % ",
     h("span", { class: "swatch idle" }),
-    "no requests",
+    "no requests ",
+    h("span", { class: "swatch proxyless" }),
+    "has proxyless gRPC instances (no sidecar)",
   );
   const el = h(
     "section",
