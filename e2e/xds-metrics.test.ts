@@ -9,100 +9,32 @@
  * --json` must show exactly the calls made (Unary succeeds, Fail answers
  * NOT_FOUND), with rate and success rate and no latency percentiles.
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { join } from "node:path";
-import { type EdgeGolden, WeftClient } from "@weft/api/client";
+import type { EdgeGolden, WeftClient } from "@weft/api/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type App, meshCleanup, startApp, waitFor } from "./helpers/mesh.js";
+import { runWeft } from "./helpers/weft.js";
 import {
-  APPS_DIR,
-  type App,
-  meshCleanup,
-  type Spawned,
-  spawnUntil,
-  startApp,
-  waitFor,
-} from "./helpers/mesh.js";
-import { cleanEnv, killGroup, runWeft, tempDir, WEFT_BIN } from "./helpers/weft.js";
+  batchFailed,
+  batchTotal,
+  bootstrapGrpc,
+  startXdsControlPlane,
+  stopXdsClients,
+  XdsClient,
+  type XdsControlPlane,
+} from "./helpers/xds-client.js";
 
-interface Batch {
-  counts: Record<string, number>;
-  errors: Record<string, number>;
-  details: string[];
-}
-
-/** The xds-client.mjs process: one JSON command line in, one JSON result line out. */
-class XdsClient {
-  private buf = "";
-  private seq = 0;
-  private readonly waiting = new Map<number, (b: Batch) => void>();
-  private constructor(readonly proc: ChildProcess) {
-    proc.stdout!.setEncoding("utf8").on("data", (c: string) => {
-      this.buf += c;
-      for (let i = this.buf.indexOf("\n"); i >= 0; i = this.buf.indexOf("\n")) {
-        const line = this.buf.slice(0, i);
-        this.buf = this.buf.slice(i + 1);
-        if (!line.startsWith("{")) continue;
-        const r = JSON.parse(line) as Batch & { id: number };
-        this.waiting.get(r.id)?.(r);
-        this.waiting.delete(r.id);
-      }
-    });
-  }
-
-  static async start(bootstrap: string): Promise<XdsClient> {
-    const proc = spawn(process.execPath, [join(APPS_DIR, "xds-client.mjs")], {
-      cwd: tempDir("weft-cwd-"),
-      env: cleanEnv({ GRPC_XDS_BOOTSTRAP: bootstrap, TARGET: "echo" }),
-      stdio: ["pipe", "pipe", "pipe"],
-      detached: true,
-    });
-    procs.push(proc);
-    proc.stderr!.resume();
-    const c = new XdsClient(proc);
-    await new Promise<void>((resolve, reject) => {
-      proc.stdout!.once("data", () => resolve());
-      proc.once("exit", (code) => reject(new Error(`xds-client exited ${code}`)));
-    });
-    return c;
-  }
-
-  calls(n: number, o: { method?: string; concurrency?: number } = {}): Promise<Batch> {
-    const id = ++this.seq;
-    return new Promise((resolve) => {
-      this.waiting.set(id, resolve);
-      this.proc.stdin!.write(`${JSON.stringify({ id, n, ...o })}\n`);
-    });
-  }
-}
-
-const procs: ChildProcess[] = [];
 const apps: App[] = [];
-let cp: Spawned;
+let x: XdsControlPlane;
 let api: WeftClient;
-let cpAddr = "";
-let mgmtToken = "";
 let client: XdsClient;
-
-const ok = (b: Batch) => Object.values(b.counts).reduce((s, n) => s + n, 0);
-const failed = (b: Batch) => Object.values(b.errors).reduce((s, n) => s + n, 0);
 
 async function edge(): Promise<EdgeGolden | undefined> {
   return (await api.metricsEdges()).edges.find((e) => e.source === "client" && e.destination === "echo");
 }
 
 beforeAll(async () => {
-  cp = await spawnUntil(
-    [WEFT_BIN, "server", "--listen", "127.0.0.1:0", "--store", "memory", "--xds-listen", "127.0.0.1:0"],
-    {
-      ready:
-        /weft server listening on (\S+)\nweft xds listening on port (\d+)\nbootstrap management token: (\S+)/,
-      what: "weft server --xds-listen",
-    },
-  );
-  cpAddr = new URL(cp.ready[1] as string).host;
-  mgmtToken = cp.ready[3] as string;
-  const xdsPort = Number(cp.ready[2]);
-  api = new WeftClient({ addr: cpAddr, token: mgmtToken });
+  x = await startXdsControlPlane();
+  api = x.api;
   for (const replica of ["a", "b"]) {
     const app = await startApp("grpc-app.mjs", { env: { REPLICA: replica } });
     apps.push(app);
@@ -115,44 +47,24 @@ beforeAll(async () => {
       proxy: { protocol: "grpc" },
     });
   }
-  const tok = await api.createToken({
-    policies: ["service:client:write"],
-    description: "xds metrics client",
+  const { file } = await bootstrapGrpc(x, {
+    service: "client",
+    id: "client-1",
+    port: 50051,
+    upstreams: ["echo"],
   });
-  const bootstrapFile = join(tempDir(), "client-xds.json");
-  const r = await runWeft([
-    "bootstrap",
-    "grpc",
-    "--service",
-    "client",
-    "--id",
-    "client-1",
-    "--port",
-    "50051",
-    "--upstream",
-    "echo",
-    "--out",
-    bootstrapFile,
-    "--xds-server",
-    `127.0.0.1:${xdsPort}`,
-    "--addr",
-    cpAddr,
-    "--token",
-    tok.secretId,
-  ]);
-  expect(r.code, r.stderr).toBe(0);
-  client = await XdsClient.start(bootstrapFile);
+  client = await XdsClient.start(file);
 }, 60_000);
 
 afterAll(async () => {
-  for (const p of procs) killGroup(p, "SIGKILL");
+  stopXdsClients();
   await meshCleanup();
 });
 
 describe("golden metrics from proxyless gRPC clients (LRS)", () => {
   it("shows exactly the calls a grpc-js-xds client made on the client -> echo edge", async () => {
     // Until the client has its config, calls fail before any balancer pick and are not reported.
-    await waitFor(async () => ok(await client.calls(1)) === 1, 20_000, {
+    await waitFor(async () => batchTotal(await client.calls(1)) === 1, 20_000, {
       what: "a first call reaching echo",
     });
     // The warm-up calls (reported or still to be) are the baseline: wait until it stops moving
@@ -175,10 +87,10 @@ describe("golden metrics from proxyless gRPC clients (LRS)", () => {
     const good = await client.calls(120);
     const bad = await client.calls(30, { method: "Fail" });
     const done = Date.now();
-    expect(ok(good)).toBe(120);
+    expect(batchTotal(good)).toBe(120);
     expect(bad.errors).toEqual({ 5: 30 });
     expect(Object.keys(good.counts).sort()).toEqual(["a", "b"]);
-    const n = ok(good) + failed(bad);
+    const n = batchTotal(good) + batchFailed(bad);
 
     // One report period is 2 s: the next report carries every call above (allow a second one for scheduling).
     const seen = await waitFor(
@@ -190,10 +102,10 @@ describe("golden metrics from proxyless gRPC clients (LRS)", () => {
       { what: `${n} more requests on client -> echo` },
     );
     console.log(
-      `LRS: ${n} calls (${ok(good)} ok, ${failed(bad)} NOT_FOUND) on client -> echo in /v1/metrics/edges after ${Date.now() - done} ms: ${JSON.stringify(seen)}`,
+      `LRS: ${n} calls (${batchTotal(good)} ok, ${batchFailed(bad)} NOT_FOUND) on client -> echo in /v1/metrics/edges after ${Date.now() - done} ms: ${JSON.stringify(seen)}`,
     );
     expect(seen.requests).toBe(base.requests + n);
-    expect(seen.success).toBe(base.success + ok(good));
+    expect(seen.success).toBe(base.success + batchTotal(good));
     expect(seen.proxylessRequests).toBe(seen.requests);
     expect(seen.successRate).toBeCloseTo(seen.success / seen.requests, 9);
     expect(seen.rps).toBeGreaterThan(0);
@@ -203,7 +115,7 @@ describe("golden metrics from proxyless gRPC clients (LRS)", () => {
     await new Promise((r) => setTimeout(r, 4_500));
     expect((await edge())?.requests).toBe(seen.requests);
 
-    const stat = await runWeft(["stat", "echo", "--json", "--addr", cpAddr, "--token", mgmtToken]);
+    const stat = await runWeft(["stat", "echo", "--json", "--addr", x.addr, "--token", x.token]);
     expect(stat.code, stat.stderr).toBe(0);
     const body = JSON.parse(stat.stdout);
     // echo has no sidecar: its own figures are its proxyless callers' reports.
@@ -215,7 +127,7 @@ describe("golden metrics from proxyless gRPC clients (LRS)", () => {
       latencyMs: { p50: null, p95: null, p99: null },
     });
     expect(body.inbound).toEqual([expect.objectContaining({ source: "client", requests: seen.requests })]);
-    const text = await runWeft(["stat", "echo", "--addr", cpAddr, "--token", mgmtToken]);
+    const text = await runWeft(["stat", "echo", "--addr", x.addr, "--token", x.token]);
     expect(text.code, text.stderr).toBe(0);
     // Latency columns show "-", not 0.
     expect(text.stdout).toMatch(

@@ -19,115 +19,33 @@
  * other way: a sidecar-fronted caller reaching a proxyless server that
  * serves mTLS with the certificate `weft bootstrap grpc --cert-dir` wrote.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { WeftClient } from "@weft/api/client";
+import type { WeftClient } from "@weft/api/client";
 import { freePort } from "@weft/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type App, meshCleanup, startApp, startProxy, waitEndpoints, waitFor } from "./helpers/mesh.js";
+import { tempDir } from "./helpers/weft.js";
 import {
-  APPS_DIR,
-  type App,
-  meshCleanup,
-  type Spawned,
-  spawnUntil,
-  startApp,
-  startProxy,
-  waitEndpoints,
-  waitFor,
-} from "./helpers/mesh.js";
-import { cleanEnv, killGroup, runWeft, tempDir, WEFT_BIN } from "./helpers/weft.js";
+  batchFailed,
+  batchTotal,
+  bootstrapGrpc,
+  startXdsControlPlane,
+  stopXdsClients,
+  XdsClient,
+  type XdsControlPlane,
+} from "./helpers/xds-client.js";
 
-interface Batch {
-  counts: Record<string, number>;
-  errors: Record<string, number>;
-  details: string[];
-  /** The first few reply messages (the TLS app answers with the caller's SPIFFE ID). */
-  messages: string[];
-}
-
-/** The xds-client.mjs process: one JSON command line in, one JSON result line out. */
-class XdsClient {
-  private buf = "";
-  private seq = 0;
-  private readonly waiting = new Map<number, (b: Batch) => void>();
-  private constructor(readonly proc: ChildProcess) {
-    proc.stdout!.setEncoding("utf8").on("data", (c: string) => {
-      this.buf += c;
-      for (let i = this.buf.indexOf("\n"); i >= 0; i = this.buf.indexOf("\n")) {
-        const line = this.buf.slice(0, i);
-        this.buf = this.buf.slice(i + 1);
-        if (!line.startsWith("{")) continue;
-        const r = JSON.parse(line) as Batch & { id: number };
-        this.waiting.get(r.id)?.(r);
-        this.waiting.delete(r.id);
-      }
-    });
-  }
-
-  static async start(bootstrap: string, env: Record<string, string> = {}): Promise<XdsClient> {
-    const proc = spawn(process.execPath, [join(APPS_DIR, "xds-client.mjs")], {
-      cwd: tempDir("weft-cwd-"),
-      env: cleanEnv({ GRPC_XDS_BOOTSTRAP: bootstrap, TARGET: "echo", ...env }),
-      stdio: ["pipe", "pipe", "pipe"],
-      detached: true,
-    });
-    clients.push(proc);
-    proc.stderr!.resume();
-    const c = new XdsClient(proc);
-    await new Promise<void>((resolve, reject) => {
-      proc.stdout!.once("data", () => resolve());
-      proc.once("exit", (code) => reject(new Error(`xds-client exited ${code}`)));
-    });
-    return c;
-  }
-
-  calls(
-    n: number,
-    o: {
-      metadata?: Record<string, string>;
-      method?: string;
-      deadlineMs?: number;
-      concurrency?: number;
-      staggerMs?: number;
-    } = {},
-  ): Promise<Batch> {
-    const id = ++this.seq;
-    return new Promise((resolve) => {
-      this.waiting.set(id, resolve);
-      this.proc.stdin!.write(`${JSON.stringify({ id, n, ...o })}\n`);
-    });
-  }
-}
-
-const clients: ChildProcess[] = [];
 const VERSIONS: Record<string, string> = { a: "v1", b: "v1", c: "v1", d: "v2" };
-let cp: Spawned;
+let x: XdsControlPlane;
 let api: WeftClient;
-let cpAddr = "";
-let mgmtToken = "";
-let xdsPort = 0;
 let client: XdsClient;
 let bootstrapFile = "";
 const apps: App[] = [];
 
-const total = (b: Batch) => Object.values(b.counts).reduce((s, n) => s + n, 0);
-const cpLog = () => cp.stdout() + cp.stderr();
-
 beforeAll(async () => {
-  cp = await spawnUntil(
-    [WEFT_BIN, "server", "--listen", "127.0.0.1:0", "--store", "memory", "--xds-listen", "127.0.0.1:0"],
-    {
-      ready:
-        /weft server listening on (\S+)\nweft xds listening on port (\d+)\nbootstrap management token: (\S+)/,
-      what: "weft server --xds-listen",
-    },
-  );
-  const addr = new URL(cp.ready[1] as string).host;
-  cpAddr = addr;
-  mgmtToken = cp.ready[3] as string;
-  xdsPort = Number(cp.ready[2]);
-  api = new WeftClient({ addr, token: mgmtToken });
+  x = await startXdsControlPlane();
+  api = x.api;
   for (const [replica, version] of Object.entries(VERSIONS)) {
     const app = await startApp("grpc-app.mjs", { env: { REPLICA: replica } });
     apps.push(app);
@@ -141,36 +59,14 @@ beforeAll(async () => {
       proxy: { protocol: "grpc" },
     });
   }
-  // The client's own token may only write its service, as a sidecar's would.
-  const tok = await api.createToken({ policies: ["service:client:write"], description: "xds e2e client" });
-  bootstrapFile = join(tempDir(), "client-xds.json");
-  const r = await runWeft([
-    "bootstrap",
-    "grpc",
-    "--service",
-    "client",
-    "--id",
-    "client-1",
-    "--port",
-    "50051",
-    "--upstream",
-    "echo",
-    "--out",
-    bootstrapFile,
-    "--xds-server",
-    `127.0.0.1:${xdsPort}`,
-    "--addr",
-    addr,
-    "--token",
-    tok.secretId,
-  ]);
-  expect(r.code, r.stderr).toBe(0);
-  expect(r.stdout).toBe(`export GRPC_XDS_BOOTSTRAP=${bootstrapFile}\n`);
+  const b = await bootstrapGrpc(x, { service: "client", id: "client-1", port: 50051, upstreams: ["echo"] });
+  bootstrapFile = b.file;
+  expect(b.stdout).toBe(`export GRPC_XDS_BOOTSTRAP=${bootstrapFile}\n`);
   client = await XdsClient.start(bootstrapFile);
 }, 60_000);
 
 afterAll(async () => {
-  for (const p of clients) killGroup(p, "SIGKILL");
+  stopXdsClients();
   await meshCleanup();
 });
 
@@ -179,7 +75,7 @@ describe("proxyless gRPC over xDS (@grpc/grpc-js-xds)", () => {
     expect(statSync(bootstrapFile).mode & 0o777).toBe(0o600);
     const doc = JSON.parse(readFileSync(bootstrapFile, "utf8"));
     expect(doc.node.id).toBe("client-1");
-    expect(doc.xds_servers[0].server_uri).toBe(`127.0.0.1:${xdsPort}`);
+    expect(doc.xds_servers[0].server_uri).toBe(`127.0.0.1:${x.xdsPort}`);
     const inst = await api.getInstance("client-1");
     expect(inst.tags).toContain("proxyless");
     expect(inst.proxy?.upstreams.map((u) => u.service)).toEqual(["echo"]);
@@ -198,7 +94,7 @@ describe("proxyless gRPC over xDS (@grpc/grpc-js-xds)", () => {
     await waitFor(
       async () => {
         const b = await client.calls(40);
-        return b.counts.c === undefined && total(b) === 40 ? b : undefined;
+        return b.counts.c === undefined && batchTotal(b) === 40 ? b : undefined;
       },
       15_000,
       { what: "no call reaching the deregistered echo-c" },
@@ -249,7 +145,7 @@ describe("proxyless gRPC over xDS (@grpc/grpc-js-xds)", () => {
     const v2 = b.counts.d ?? 0;
     console.log(`split 80/20, 1000 calls: ${JSON.stringify(b.counts)} (v2 ${(v2 / 10).toFixed(1)}%)`);
     expect(b.errors).toEqual({});
-    expect(total(b)).toBe(1000);
+    expect(batchTotal(b)).toBe(1000);
     expect(Math.abs(v2 - 200)).toBeLessThanOrEqual(50); // 20% ± 5 points (3.9 standard deviations)
   }, 60_000);
 
@@ -266,7 +162,7 @@ describe("proxyless gRPC over xDS (@grpc/grpc-js-xds)", () => {
     console.log(`fault: ${JSON.stringify(faulted)}`);
     const ok = await client.calls(50);
     expect(ok.errors).toEqual({});
-    expect(total(ok)).toBe(50);
+    expect(batchTotal(ok)).toBe(50);
   }, 30_000);
 
   it("an update the client refuses is NACKed and recorded; traffic stays on the last good config", async () => {
@@ -278,7 +174,7 @@ describe("proxyless gRPC over xDS (@grpc/grpc-js-xds)", () => {
     };
     await api.applyConfig([{ kind: "Route", name: "echo", routes: [redirect, probeRoute] }]);
     const nack = await waitFor(
-      async () => /xDS client NACKed an update.*|.*xDS client NACKed an update/.exec(cpLog())?.[0],
+      async () => /xDS client NACKed an update.*|.*xDS client NACKed an update/.exec(x.log())?.[0],
       15_000,
       { what: "the control plane logging the client's NACK" },
     );
@@ -293,14 +189,14 @@ describe("proxyless gRPC over xDS (@grpc/grpc-js-xds)", () => {
     expect(probe.counts.d).toBe(20);
     const moved = await client.calls(20, { metadata: { "x-moved": "1" } });
     expect(moved.errors).toEqual({});
-    expect(total(moved)).toBe(20);
+    expect(batchTotal(moved)).toBe(20);
 
     // A good update is accepted again: the chaos route is gone.
     await api.applyConfig([{ kind: "Route", name: "echo", routes: [probeRoute] }]);
     await waitFor(
       async () => {
         const b = await client.calls(20, { metadata: { "x-chaos": "1" } });
-        return total(b) === 20 ? b : undefined;
+        return batchTotal(b) === 20 ? b : undefined;
       },
       15_000,
       { what: "the next good RouteConfiguration accepted (no more faults)" },
@@ -362,9 +258,7 @@ describe("proxyless gRPC over xDS (@grpc/grpc-js-xds)", () => {
     const before = await waitFor(
       async () => {
         const b = await caller.calls(20);
-        return total(b) + Object.values(b.errors).reduce((s, n) => s + n, 0) === 20 && total(b) > 0
-          ? b
-          : undefined;
+        return batchTotal(b) + batchFailed(b) === 20 && batchTotal(b) > 0 ? b : undefined;
       },
       15_000,
       { what: "flaky reachable" },
@@ -378,13 +272,13 @@ describe("proxyless gRPC over xDS (@grpc/grpc-js-xds)", () => {
       async () => {
         // One at a time: the app fails every other call it sees, so each call's retry is the one that works.
         const b = await caller.calls(40, { concurrency: 1 });
-        return total(b) === 40 ? b : undefined;
+        return batchTotal(b) === 40 ? b : undefined;
       },
       15_000,
       { what: "every call answered once retries are on" },
     );
     console.log(`flaky with numRetries 2 on unavailable, 40 calls: ${JSON.stringify(after)}`);
-    killGroup(caller.proc, "SIGKILL");
+    caller.stop();
   }, 60_000);
 
   it("drops calls beyond the circuit breaker's maxRequests", async () => {
@@ -413,7 +307,7 @@ describe("proxyless gRPC over xDS (@grpc/grpc-js-xds)", () => {
     const open = await waitFor(
       async () => {
         const b = await caller.calls(8, { concurrency: 8 });
-        return total(b) === 8 ? b : undefined;
+        return batchTotal(b) === 8 ? b : undefined;
       },
       15_000,
       { what: "8 concurrent calls to slow answered (default limits)" },
@@ -431,10 +325,10 @@ describe("proxyless gRPC over xDS (@grpc/grpc-js-xds)", () => {
       { what: "calls beyond maxRequests 2 dropped" },
     );
     console.log(`slow, 8 concurrent calls, maxRequests 2: ${JSON.stringify(tripped)}`);
-    expect(total(tripped)).toBeGreaterThanOrEqual(2);
-    expect(total(tripped)).toBeLessThan(8);
+    expect(batchTotal(tripped)).toBeGreaterThanOrEqual(2);
+    expect(batchTotal(tripped)).toBeLessThan(8);
     expect(tripped.details.join("\n")).toMatch(/dropped by load balancing policy/);
-    killGroup(caller.proc, "SIGKILL");
+    caller.stop();
   }, 60_000);
 
   it("refuses a client with an unknown token", async () => {
@@ -444,20 +338,20 @@ describe("proxyless gRPC over xDS (@grpc/grpc-js-xds)", () => {
     writeFileSync(bad, JSON.stringify(doc));
     const intruder = await XdsClient.start(bad);
     const b = await intruder.calls(1, { deadlineMs: 3000 });
-    expect(total(b)).toBe(0);
+    expect(batchTotal(b)).toBe(0);
     await waitFor(
       async () =>
         /WEFT_ERR_UNAUTHENTICATED[^\n]*unknown token|unknown token[^\n]*WEFT_ERR_UNAUTHENTICATED/.test(
-          cpLog(),
+          x.log(),
         ) || undefined,
       10_000,
       { what: "the refusal logged" },
     );
-    killGroup(intruder.proc, "SIGKILL");
+    intruder.stop();
   }, 30_000);
 });
 
-/** `weft bootstrap grpc` with mTLS material in a fresh directory; resolves to the bootstrap file. */
+/** `weft bootstrap grpc --cert-dir` (mTLS); resolves to the bootstrap file. */
 async function bootstrapWithCerts(
   service: string,
   id: string,
@@ -465,18 +359,8 @@ async function bootstrapWithCerts(
   port = 50052,
   extra: string[] = [],
 ): Promise<string> {
-  const tok = await api.createToken({ policies: [`service:${service}:write`] });
-  const dir = tempDir();
-  const file = join(dir, `${id}.json`);
-  const r = await runWeft([
-    ...["bootstrap", "grpc", "--service", service, "--id", id, "--port", String(port)],
-    ...upstreams.flatMap((u) => ["--upstream", u]),
-    ...["--cert-dir", join(dir, "certs"), "--out", file, "--xds-server", `127.0.0.1:${xdsPort}`],
-    ...["--addr", cpAddr, "--token", tok.secretId],
-    ...extra,
-  ]);
-  expect(r.code, r.stderr).toBe(0);
-  expect(statSync(join(dir, "certs", "key.pem")).mode & 0o777).toBe(0o600);
+  const { file, certDir } = await bootstrapGrpc(x, { service, id, port, upstreams, certs: true, extra });
+  expect(statSync(join(certDir, "key.pem")).mode & 0o777).toBe(0o600);
   return file;
 }
 
@@ -491,8 +375,8 @@ describe("proxyless gRPC with mTLS to a sidecar-fronted service", () => {
       appPort: app.port,
       protocol: "grpc",
       health: { grpc: true },
-      server: cpAddr,
-      token: mgmtToken,
+      server: x.addr,
+      token: x.token,
     });
     await waitFor(async () => (await api.healthService("echo-secure")).instances.length === 1, 20_000, {
       what: "the sidecar-fronted echo-secure passing",
@@ -529,7 +413,7 @@ describe("proxyless gRPC with mTLS to a sidecar-fronted service", () => {
     const fooled = await XdsClient.start(file, { TARGET: "echo-fake", XDS_CREDS: "1" });
     const f = await fooled.calls(5, { deadlineMs: 5000 });
     console.log(`echo-fake (wrong server identity): ${JSON.stringify(f)}`);
-    expect(total(f)).toBe(0);
+    expect(batchTotal(f)).toBe(0);
     expect(f.details.join("\n")).toMatch(/subject alternative name/i);
   }, 60_000);
 
@@ -538,7 +422,7 @@ describe("proxyless gRPC with mTLS to a sidecar-fronted service", () => {
     const intruder = await XdsClient.start(file, { TARGET: "echo-secure", XDS_CREDS: "1" });
     const b = await intruder.calls(10, { deadlineMs: 5000 });
     console.log(`intruder (no Intention) via sidecar: ${JSON.stringify(b)}`);
-    expect(total(b)).toBe(0);
+    expect(batchTotal(b)).toBe(0);
     expect(Object.keys(b.errors)).toEqual(["7"]); // PERMISSION_DENIED from the sidecar's authorization
   }, 60_000);
 });
@@ -562,8 +446,8 @@ describe("a sidecar-fronted client calling a proxyless server over mTLS", () => 
       protocol: "grpc",
       health: { grpc: true },
       upstreams: { "px-server": localPort },
-      server: cpAddr,
-      token: mgmtToken,
+      server: x.addr,
+      token: x.token,
     });
     await waitEndpoints(sidecar.adminPort, "px-server", 1);
     // The caller's app speaks h2c to its sidecar; the sidecar speaks mTLS to the proxyless server.

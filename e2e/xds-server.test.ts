@@ -13,48 +13,31 @@
  *  - killing a replica's process makes its instance critical in the catalog
  *    (its `xds` check, reported from its xDS stream) and traffic leaves it.
  */
-import { join } from "node:path";
-import { WeftClient } from "@weft/api/client";
+import type { WeftClient } from "@weft/api/client";
 import { freePort } from "@weft/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type App, meshCleanup, startApp, startProxy, waitEndpoints, waitFor } from "./helpers/mesh.js";
 import {
-  type App,
-  meshCleanup,
-  type Spawned,
-  spawnUntil,
-  startApp,
-  startProxy,
-  waitEndpoints,
-  waitFor,
-} from "./helpers/mesh.js";
-import { runWeft, tempDir, WEFT_BIN } from "./helpers/weft.js";
-import { type Batch, batchTotal, stopXdsClients, XdsClient } from "./helpers/xds-client.js";
+  type Batch,
+  batchTotal,
+  bootstrapGrpc,
+  startXdsControlPlane,
+  stopXdsClients,
+  XdsClient,
+  type XdsControlPlane,
+} from "./helpers/xds-client.js";
 
 const SERVICE = "echo-px";
 const PERMISSION_DENIED = "7";
-let cp: Spawned;
+let x: XdsControlPlane;
 let api: WeftClient;
-let cpAddr = "";
-let mgmtToken = "";
-let xdsPort = 0;
 const replicas: App[] = [];
 let client: XdsClient;
 let clientBootstrap = "";
 
-/** `weft bootstrap grpc --cert-dir` in a fresh directory; resolves to the bootstrap file. */
-async function bootstrap(service: string, id: string, upstreams: string[], port: number): Promise<string> {
-  const tok = await api.createToken({ policies: [`service:${service}:write`] });
-  const dir = tempDir();
-  const file = join(dir, `${id}.json`);
-  const r = await runWeft([
-    ...["bootstrap", "grpc", "--service", service, "--id", id, "--port", String(port)],
-    ...upstreams.flatMap((u) => ["--upstream", u]),
-    ...["--cert-dir", join(dir, "certs"), "--out", file, "--xds-server", `127.0.0.1:${xdsPort}`],
-    ...["--addr", cpAddr, "--token", tok.secretId],
-  ]);
-  expect(r.code, r.stderr).toBe(0);
-  return file;
-}
+/** `weft bootstrap grpc --cert-dir`; resolves to the bootstrap file. */
+const bootstrap = async (service: string, id: string, upstreams: string[], port: number): Promise<string> =>
+  (await bootstrapGrpc(x, { service, id, port, upstreams, certs: true })).file;
 
 const intention = (sources: { name: string; action: "allow" | "deny" }[]) =>
   api.applyConfig([{ kind: "Intention", name: SERVICE, sources }]);
@@ -88,18 +71,8 @@ function allDenied(c: XdsClient, n: number, what: string): Promise<Batch> {
 }
 
 beforeAll(async () => {
-  cp = await spawnUntil(
-    [WEFT_BIN, "server", "--listen", "127.0.0.1:0", "--store", "memory", "--xds-listen", "127.0.0.1:0"],
-    {
-      ready:
-        /weft server listening on (\S+)\nweft xds listening on port (\d+)\nbootstrap management token: (\S+)/,
-      what: "weft server --xds-listen",
-    },
-  );
-  cpAddr = new URL(cp.ready[1] as string).host;
-  xdsPort = Number(cp.ready[2]);
-  mgmtToken = cp.ready[3] as string;
-  api = new WeftClient({ addr: cpAddr, token: mgmtToken });
+  x = await startXdsControlPlane();
+  api = x.api;
   await intention([
     { name: "client", action: "allow" },
     { name: "caller", action: "allow" },
@@ -161,8 +134,8 @@ describe("proxyless gRPC servers (XdsServer) with mTLS and the Intention as RBAC
         protocol: "grpc",
         health: { grpc: true },
         upstreams: { [SERVICE]: localPort },
-        server: cpAddr,
-        token: mgmtToken,
+        server: x.addr,
+        token: x.token,
       });
       await waitEndpoints(sidecar.adminPort, SERVICE, 2);
       // The app speaks h2c to its sidecar; the sidecar speaks mTLS to the XdsServers.

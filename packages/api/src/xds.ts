@@ -10,7 +10,7 @@
  * read. Empty (never 404) when the control plane runs without
  * `--xds-listen`.
  *
- * Zod-free (types and two pure helpers, reaching the CLI through
+ * Zod-free (types, constants and two pure helpers, reaching the CLI through
  * `@weft/api/client`); the UI imports the types only.
  */
 
@@ -19,6 +19,15 @@ export type XdsTypeName = "Listener" | "Route" | "Cluster" | "Endpoint";
 
 /** A proxyless instance is a catalog instance with this tag (`weft bootstrap grpc` registers it). */
 export const PROXYLESS_TAG = "proxyless";
+
+/**
+ * The Listener a grpc-js-xds `XdsServer` asks for: `weft bootstrap grpc`
+ * writes the template as `server_listener_resource_name_template`, the
+ * server puts the IP:port it binds for `%s`, and the control plane parses
+ * the name back by the prefix (controlplane xds/translate-server.ts).
+ */
+export const SERVER_LISTENER_PREFIX = "grpc/server?xds.resource.listening_address=";
+export const SERVER_LISTENER_TEMPLATE = `${SERVER_LISTENER_PREFIX}%s`;
 
 /** Whether a catalog instance is a proxyless gRPC client (no sidecar: it speaks xDS itself). */
 export function isProxyless(i: {

@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { WeftClient } from "@weft/api/client";
+import { SERVER_LISTENER_TEMPLATE, WeftClient } from "@weft/api/client";
 import { type RunningServer, startServer } from "@weft/controlplane";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -21,7 +21,6 @@ import {
   grpcBootstrap,
   NODE_CERT_PROVIDER_KEY,
   NODE_TOKEN_KEY,
-  SERVER_LISTENER_TEMPLATE,
   XDS_CHECK_ID,
   XDS_CHECK_WAITING,
   xdsServerUri,

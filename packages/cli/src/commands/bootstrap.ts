@@ -35,6 +35,7 @@
  */
 import { chmod, mkdir, rename, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { SERVER_LISTENER_TEMPLATE } from "@weft/api/client";
 import { weftError } from "@weft/core";
 import type { Command } from "commander";
 import { type ClientFlags, clientFrom, resolveToken, withClientOptions } from "../client-options.js";
@@ -50,11 +51,6 @@ export const NODE_CERT_PROVIDER_KEY = "weft_cert_provider";
 export const CERT_PROVIDER = "weft";
 /** How often grpc-js re-reads the certificate files. */
 export const CERT_REFRESH = "10s";
-/**
- * What an XdsServer asks for, `%s` = the IP:port it binds; the control
- * plane parses exactly this prefix (controlplane xds/translate-server.ts).
- */
-export const SERVER_LISTENER_TEMPLATE = "grpc/server?xds.resource.listening_address=%s";
 /** The check the control plane reports from the xDS stream (controlplane xds/stream-health.ts). */
 export const XDS_CHECK_ID = "xds";
 export const XDS_CHECK_TTL = "30s";

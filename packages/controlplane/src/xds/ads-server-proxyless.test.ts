@@ -7,19 +7,14 @@
  * ends (stream-health.ts). The real XdsServer is covered by
  * e2e/xds-server.test.ts.
  */
-import * as grpc from "@grpc/grpc-js";
-import { WeftClient } from "@weft/api/client";
-import { pino } from "pino";
+import { SERVER_LISTENER_TEMPLATE } from "@weft/api";
 import { afterEach, describe, expect, it } from "vitest";
-import { type RunningServer, startServer } from "../server.js";
+import type { RunningServer } from "../server.js";
 import { NODE_CERT_PROVIDER_KEY } from "./ads-server.js";
-import type { DiscoveryRequest } from "./ads-stream.js";
 import { type Any, decodeContext, decodeListenerAny, newMetadata } from "./grpc-xds-check.suite.js";
-import { adsService } from "./protos.js";
 import { LISTENER_TYPE } from "./resources.js";
-import { SERVER_LISTENER_TEMPLATE } from "./translate-server.js";
+import { type AdsResponse, openAds, startXdsTestServer } from "./xds-test-server.suite.js";
 
-const logger = pino({ level: "silent" });
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
@@ -28,60 +23,19 @@ afterEach(async () => {
 const PORT = 7101;
 const serverName = (port: number) => SERVER_LISTENER_TEMPLATE.replace("%s", `127.0.0.1:${port}`);
 
-interface Response {
-  version_info: string;
-  nonce: string;
-  type_url: string;
-  resources?: { type_url: string; value: Buffer }[];
-}
-
-async function setup(): Promise<{ srv: RunningServer; api: WeftClient }> {
-  const srv = await startServer({
-    listen: "127.0.0.1:0",
-    storeSpec: "memory",
-    xdsListen: "127.0.0.1:0",
-    logger,
-  });
-  cleanups.push(() => srv.close());
-  const api = new WeftClient({ addr: srv.url, token: srv.bootstrapToken as string });
-  await api.registerInstance({
-    id: "srv-1",
-    service: "api",
-    address: "127.0.0.1",
-    port: PORT,
-    tags: ["proxyless"],
-    checks: [{ id: "xds", ttl: "30s" }],
-    proxy: { protocol: "grpc" },
-  });
-  return { srv, api };
-}
-
-function open(srv: RunningServer) {
-  const { Client } = adsService();
-  const c = new Client(
-    `127.0.0.1:${srv.xds!.port}`,
-    grpc.credentials.createInsecure(),
-  ) as unknown as grpc.Client & {
-    StreamAggregatedResources(m: grpc.Metadata): grpc.ClientDuplexStream<DiscoveryRequest, Response>;
-  };
-  cleanups.push(() => c.close());
-  const call = c.StreamAggregatedResources(new grpc.Metadata());
-  const responses: Response[] = [];
-  const waiters: (() => void)[] = [];
-  call.on("data", (r: Response) => {
-    responses.push(r);
-    for (const w of waiters.splice(0)) w();
-  });
-  call.on("error", () => {});
-  cleanups.push(() => call.cancel());
-  const next = (n: number) =>
-    new Promise<Response>((resolve) => {
-      const check = () =>
-        responses.length >= n ? resolve(responses[n - 1] as Response) : waiters.push(check);
-      check();
-    });
-  return { call, next, responses };
-}
+const setup = () =>
+  startXdsTestServer(cleanups, [
+    {
+      id: "srv-1",
+      service: "api",
+      address: "127.0.0.1",
+      port: PORT,
+      tags: ["proxyless"],
+      checks: [{ id: "xds", ttl: "30s" }],
+      proxy: { protocol: "grpc" },
+    },
+  ]);
+const open = (srv: RunningServer) => openAds(srv, cleanups);
 
 const node = (token: string, provider?: string) => ({
   id: "srv-1",
@@ -181,7 +135,7 @@ describe("ADS for proxyless servers", () => {
     await waitFor(async () => (await check())?.status === "passing", "the xds check passing");
     expect((await api.healthService("api")).instances.map((i) => i.id)).toEqual(["srv-1"]);
     // The server refuses its Listener (no RBAC support): not serving, so critical while the stream stays open.
-    const r1 = s.responses[0] as Response;
+    const r1 = s.responses[0] as AdsResponse;
     s.call.write({
       node: { id: "srv-1" },
       type_url: LISTENER_TYPE,

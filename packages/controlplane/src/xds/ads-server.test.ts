@@ -7,85 +7,20 @@
  * covered by e2e/xds-proxyless.test.ts.
  */
 import * as grpc from "@grpc/grpc-js";
-import { WeftClient } from "@weft/api/client";
-import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
-import { type RunningServer, startServer } from "../server.js";
+import type { RunningServer } from "../server.js";
 import { NODE_TOKEN_KEY } from "./ads-server.js";
 import type { DiscoveryRequest } from "./ads-stream.js";
-import { adsService } from "./protos.js";
 import { LISTENER_TYPE } from "./resources.js";
+import { openAds, startXdsTestServer } from "./xds-test-server.suite.js";
 
-const logger = pino({ level: "silent" });
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-interface Response {
-  version_info: string;
-  nonce: string;
-  type_url: string;
-  resources?: { type_url: string; value: Buffer }[];
-}
-
-async function setup(): Promise<{ srv: RunningServer; api: WeftClient; token: string }> {
-  const srv = await startServer({
-    listen: "127.0.0.1:0",
-    storeSpec: "memory",
-    xdsListen: "127.0.0.1:0",
-    logger,
-  });
-  cleanups.push(() => srv.close());
-  const token = srv.bootstrapToken as string;
-  const api = new WeftClient({ addr: srv.url, token });
-  await api.registerInstance({
-    id: "echo-1",
-    service: "echo",
-    address: "127.0.0.1",
-    port: 7001,
-    proxy: { protocol: "grpc" },
-  });
-  await api.registerInstance({
-    id: "client-1",
-    service: "client",
-    address: "127.0.0.1",
-    port: 7002,
-    proxy: { protocol: "grpc", upstreams: [{ service: "echo", localPort: 1 }] },
-  });
-  return { srv, api, token };
-}
-
-/** Opens an ADS stream; collects responses and the final status. */
-function open(srv: RunningServer, md: Record<string, string> = {}) {
-  const { Client } = adsService();
-  const c = new Client(
-    `127.0.0.1:${srv.xds!.port}`,
-    grpc.credentials.createInsecure(),
-  ) as unknown as grpc.Client & {
-    StreamAggregatedResources(m: grpc.Metadata): grpc.ClientDuplexStream<DiscoveryRequest, Response>;
-  };
-  cleanups.push(() => c.close());
-  const meta = new grpc.Metadata();
-  for (const [k, v] of Object.entries(md)) meta.set(k, v);
-  const call = c.StreamAggregatedResources(meta);
-  const responses: Response[] = [];
-  const waiters: (() => void)[] = [];
-  call.on("data", (r: Response) => {
-    responses.push(r);
-    for (const w of waiters.splice(0)) w();
-  });
-  const status = new Promise<grpc.StatusObject>((resolve) => call.on("status", resolve));
-  call.on("error", () => {});
-  cleanups.push(() => call.cancel());
-  const next = (n: number) =>
-    new Promise<Response>((resolve) => {
-      const check = () =>
-        responses.length >= n ? resolve(responses[n - 1] as Response) : waiters.push(check);
-      check();
-    });
-  return { call, status, next, responses };
-}
+const setup = () => startXdsTestServer(cleanups);
+const open = (srv: RunningServer, md: Record<string, string> = {}) => openAds(srv, cleanups, md);
 
 const lds = (node: Record<string, unknown>, extra: Partial<DiscoveryRequest> = {}): DiscoveryRequest => ({
   node: node as DiscoveryRequest["node"],

@@ -9,13 +9,10 @@
  * e2e/xds-metrics.test.ts.
  */
 import * as grpc from "@grpc/grpc-js";
-import { WeftClient } from "@weft/api/client";
 import { VirtualClock } from "@weft/testkit";
-import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Identity } from "../acl/acl.js";
 import { GoldenWindow } from "../metrics/golden.js";
-import { type RunningServer, startServer } from "../server.js";
 import {
   addLrsService,
   type LoadStatsRequest,
@@ -24,39 +21,14 @@ import {
 } from "./lrs-server.js";
 import { NODE_TOKEN_KEY } from "./node-auth.js";
 import { lrsService } from "./protos.js";
+import { startXdsTestServer } from "./xds-test-server.suite.js";
 
-const logger = pino({ level: "silent" });
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function setup(): Promise<{ srv: RunningServer; api: WeftClient; token: string }> {
-  const srv = await startServer({
-    listen: "127.0.0.1:0",
-    storeSpec: "memory",
-    xdsListen: "127.0.0.1:0",
-    logger,
-  });
-  cleanups.push(() => srv.close());
-  const token = srv.bootstrapToken as string;
-  const api = new WeftClient({ addr: srv.url, token });
-  await api.registerInstance({
-    id: "echo-1",
-    service: "echo",
-    address: "127.0.0.1",
-    port: 7001,
-    proxy: { protocol: "grpc" },
-  });
-  await api.registerInstance({
-    id: "client-1",
-    service: "client",
-    address: "127.0.0.1",
-    port: 7002,
-    proxy: { protocol: "grpc", upstreams: [{ service: "echo", localPort: 1 }] },
-  });
-  return { srv, api, token };
-}
+const setup = () => startXdsTestServer(cleanups);
 
 type LrsCall = grpc.ClientDuplexStream<LoadStatsRequest, LoadStatsResponse>;
 

@@ -13,6 +13,7 @@ import {
   compileAuthz,
   type InboundAuthz,
   type ProxySnapshot,
+  SERVER_LISTENER_TEMPLATE,
   type SnapshotHeaderMatch,
   type SnapshotHttpMatch,
 } from "@weft/api";
@@ -25,7 +26,7 @@ import {
   newMetadata,
 } from "./grpc-xds-check.suite.js";
 import { compileRbac, sourcePrincipal } from "./rbac.js";
-import { SERVER_LISTENER_TEMPLATE, serverListener } from "./translate-server.js";
+import { serverListener } from "./translate-server.js";
 
 const TD = "weft.local";
 const SERVICES = ["web", "api", "admin", "batch"];

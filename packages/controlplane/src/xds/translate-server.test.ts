@@ -12,15 +12,10 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { checkSnapshot, type ProxySnapshot } from "@weft/api";
+import { checkSnapshot, type ProxySnapshot, SERVER_LISTENER_TEMPLATE } from "@weft/api";
 import { describe, expect, it } from "vitest";
 import { decodeContext, decodeServerListener, rbacAvailable } from "./grpc-xds-check.suite.js";
-import {
-  parseServerListenerName,
-  SERVER_LISTENER_TEMPLATE,
-  serverListener,
-  serverListenersFor,
-} from "./translate-server.js";
+import { parseServerListenerName, serverListener, serverListenersFor } from "./translate-server.js";
 
 const HERE = fileURLToPath(new URL("./testdata/golden/", import.meta.url));
 const SNAPSHOT_GOLDEN = fileURLToPath(new URL("../snapshot/testdata/golden/", import.meta.url));

@@ -5,11 +5,12 @@
  *
  * An `XdsServer` bound to IP:PORT asks for the Listener named by its
  * bootstrap's `server_listener_resource_name_template` with `%s` = IP:PORT
- * (`weft bootstrap grpc` writes SERVER_LISTENER_TEMPLATE). It accepts the
- * answer only when its `socket_address` is exactly that IP and port, and
- * serves only once it has one; a name it is not sent it treats as not
- * existing and does not serve that port. The control plane answers only for
- * the node's own registered port (ads-stream.ts asks `serverListenerFor`).
+ * (`weft bootstrap grpc` writes SERVER_LISTENER_TEMPLATE, @weft/api
+ * xds.ts). It accepts the answer only when its `socket_address` is exactly
+ * that IP and port, and serves only once it has one; a name it is not
+ * sent it treats as not existing and does not serve that port. The control
+ * plane answers only for the node's own registered port (ads-stream.ts
+ * asks `serverListenerFor`).
  *
  * The Listener: one filter chain with
  *  - with a certificate provider on the node (`weft_cert_provider`), a
@@ -20,7 +21,7 @@
  *    catch-all `non_forwarding_action` route: a server routes to itself)
  *    and the filters [RBAC from the service's Intention (rbac.ts), router].
  */
-import type { ProxySnapshot } from "@weft/api";
+import { type ProxySnapshot, SERVER_LISTENER_PREFIX } from "@weft/api";
 import { rbacHttpFilter } from "./rbac.js";
 import {
   HCM_TYPE,
@@ -33,9 +34,6 @@ import {
 } from "./resources.js";
 
 export const DOWNSTREAM_TLS_TYPE = `${TYPE_PREFIX}envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext`;
-/** What `weft bootstrap grpc` writes as server_listener_resource_name_template (cli bootstrap.ts). */
-export const SERVER_LISTENER_PREFIX = "grpc/server?xds.resource.listening_address=";
-export const SERVER_LISTENER_TEMPLATE = `${SERVER_LISTENER_PREFIX}%s`;
 
 export interface ServerListenerAddress {
   /** An IP literal as the server bound it (no brackets). */
