@@ -25,7 +25,7 @@ import type { WeftClient } from "@weft/api/client";
 import { freePort } from "@weft/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type App, meshCleanup, startApp, startProxy, waitEndpoints, waitFor } from "./helpers/mesh.js";
-import { tempDir } from "./helpers/weft.js";
+import { runWeft, tempDir } from "./helpers/weft.js";
 import {
   batchFailed,
   batchTotal,
@@ -182,6 +182,40 @@ describe("proxyless gRPC over xDS (@grpc/grpc-js-xds)", () => {
     expect(nack).toMatch(/"node":"client-1"/);
     expect(nack).toMatch(/"type":"RDS"/);
     expect(nack).toMatch(/unsupported action: redirect/);
+    // ... and shown to operators: `weft xds` and `weft explain` carry the client's own message.
+    const xdsOut = await runWeft([
+      "xds",
+      "--service",
+      "client",
+      "--json",
+      "--addr",
+      x.addr,
+      "--token",
+      x.token,
+    ]);
+    expect(xdsOut.code, xdsOut.stderr).toBe(0);
+    const node = (
+      JSON.parse(xdsOut.stdout) as {
+        nodes: { nodeId: string; connected: boolean; nacks: { type: string; message: string }[] }[];
+      }
+    ).nodes.find((n) => n.nodeId === "client-1");
+    expect(node?.connected).toBe(true);
+    expect(
+      node?.nacks.some((n) => n.type === "Route" && /unsupported action: redirect/.test(n.message)),
+    ).toBe(true);
+    const explained = await runWeft([
+      "explain",
+      "--from",
+      "client",
+      "--to",
+      "echo",
+      "--addr",
+      x.addr,
+      "--token",
+      x.token,
+    ]);
+    expect(explained.code, explained.stderr).toBe(0);
+    expect(explained.stdout).toMatch(/client-1 refused Route version \S+: .*unsupported action: redirect/);
     // The last good config (chaos + probe routes, 80/20 split) still rules.
     const chaos = await client.calls(20, { metadata: { "x-chaos": "1" } });
     expect(chaos.errors["14"]).toBe(20);

@@ -29,6 +29,13 @@ export const PROXYLESS_TAG = "proxyless";
 export const SERVER_LISTENER_PREFIX = "grpc/server?xds.resource.listening_address=";
 export const SERVER_LISTENER_TEMPLATE = `${SERVER_LISTENER_PREFIX}%s`;
 
+/** The node metadata key an xDS client carries its token in (grpc-js-xds has no call credentials). */
+export const NODE_TOKEN_KEY = "weft_token";
+/** The node metadata key naming the node's certificate provider instance: its clusters then use mTLS. */
+export const NODE_CERT_PROVIDER_KEY = "weft_cert_provider";
+/** The TTL check `weft bootstrap grpc` registers and the control plane reports from the xDS stream. */
+export const XDS_CHECK_ID = "xds";
+
 /** Whether a catalog instance is a proxyless gRPC client (no sidecar: it speaks xDS itself). */
 export function isProxyless(i: {
   tags?: readonly string[];

@@ -35,7 +35,15 @@
  */
 import { chmod, mkdir, rename, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { SERVER_LISTENER_TEMPLATE } from "@weft/api/client";
+import {
+  NODE_CERT_PROVIDER_KEY,
+  NODE_TOKEN_KEY,
+  SERVER_LISTENER_TEMPLATE,
+  XDS_CHECK_ID,
+} from "@weft/api/client";
+
+export { NODE_CERT_PROVIDER_KEY, NODE_TOKEN_KEY, XDS_CHECK_ID };
+
 import { weftError } from "@weft/core";
 import type { Command } from "commander";
 import { type ClientFlags, clientFrom, resolveToken, withClientOptions } from "../client-options.js";
@@ -43,16 +51,10 @@ import type { Io } from "../io.js";
 import { json } from "../output.js";
 import { onStopSignals } from "../stop-signals.js";
 
-/** The node metadata key the control plane reads an xDS client's token from (controlplane xds/ads-server.ts). */
-export const NODE_TOKEN_KEY = "weft_token";
 export const DEFAULT_XDS_PORT = 7401;
-/** The node metadata key naming the certificate provider instance (controlplane xds/ads-server.ts). */
-export const NODE_CERT_PROVIDER_KEY = "weft_cert_provider";
 export const CERT_PROVIDER = "weft";
 /** How often grpc-js re-reads the certificate files. */
 export const CERT_REFRESH = "10s";
-/** The check the control plane reports from the xDS stream (controlplane xds/stream-health.ts). */
-export const XDS_CHECK_ID = "xds";
 export const XDS_CHECK_TTL = "30s";
 /**
  * Longer than the server's 1m default: the workload may start a while after

@@ -17,6 +17,7 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import type { ProxySnapshot, ProxyStreamMessage } from "@weft/api";
+import { NODE_CERT_PROVIDER_KEY } from "@weft/api/client";
 import {
   type Clock,
   type Disposable,
@@ -42,9 +43,7 @@ import {
 
 const trace = tracer("xds");
 
-export { NODE_TOKEN_KEY };
-/** The node metadata key naming the node's certificate provider instance: its clusters then use mTLS. */
-export const NODE_CERT_PROVIDER_KEY = "weft_cert_provider";
+export { NODE_CERT_PROVIDER_KEY, NODE_TOKEN_KEY };
 export const DEFAULT_MAX_XDS_STREAMS = 10_000;
 /** A stream that names no node within this long is closed. */
 export const FIRST_REQUEST_TIMEOUT_MS = 10_000;

@@ -12,12 +12,12 @@
  */
 import type * as grpc from "@grpc/grpc-js";
 import { instanceIdSchema } from "@weft/api";
+import { NODE_TOKEN_KEY } from "@weft/api/client";
 import { weftError } from "@weft/core";
 import { authorize, DEV_ANONYMOUS, type Identity } from "../acl/acl.js";
 import { servicePermission } from "../acl/policy.js";
 
-/** The node metadata key grpc-js-xds clients carry their token in. */
-export const NODE_TOKEN_KEY = "weft_token";
+export { NODE_TOKEN_KEY };
 
 /** An Envoy `config.core.v3.Node` as proto-loader decodes it (only what is read here). */
 export interface XdsNode {

@@ -24,6 +24,8 @@
  * streams (a reconnect overlapping the old stream) counts as connected
  * until the last one ends.
  */
+
+import { XDS_CHECK_ID } from "@weft/api/client";
 import {
   type Clock,
   type Disposable,
@@ -36,7 +38,7 @@ import type { Logger } from "pino";
 
 const trace = tracer("xds");
 
-export const XDS_CHECK_ID = "xds";
+export { XDS_CHECK_ID };
 export const XDS_CHECK_OUTPUT_OPEN = "xDS stream open";
 export const XDS_CHECK_OUTPUT_CLOSED = "xDS stream closed";
 /** Never report more often than this, whatever the TTL. */
