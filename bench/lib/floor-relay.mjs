@@ -20,6 +20,8 @@ const pem = readFileSync(crt, "utf8");
 const key = pem.slice(pem.indexOf("-----BEGIN PRIVATE KEY-----"));
 const cert = pem.slice(0, pem.indexOf("-----BEGIN PRIVATE KEY-----"));
 const tls = { key, cert, ca: readFileSync(ca), minVersion: "TLSv1.3" };
+// Exit normally on SIGTERM, so that `node --cpu-prof` writes its profile.
+process.once("SIGTERM", () => process.exit(0));
 const HOP = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection", "host"]);
 
 function listen(server) {

@@ -95,11 +95,26 @@ export function withResponseHeaderOps(
   ops: readonly HeaderOpsConfig[] | undefined,
 ): Downstream {
   if (ops === undefined || ops.length === 0) return down;
-  const wrapped: Downstream = Object.create(down) as Downstream;
-  wrapped.respond = (status, headers, endStream) => {
-    const copy: HeaderMap = { ...headers };
-    for (const o of ops) applyHeaderOps(copy, o);
-    return down.respond(status, copy, endStream);
+  // Delegates every call (the adapters are classes with their own state; a prototype trick would split it).
+  return {
+    method: down.method,
+    grpc: down.grpc,
+    body: down.body,
+    sink: down.sink,
+    get headersSent() {
+      return down.headersSent;
+    },
+    trailers: () => down.trailers(),
+    bodyComplete: () => down.bodyComplete(),
+    respond(status, headers, endStream) {
+      const copy: HeaderMap = { ...headers };
+      for (const o of ops) applyHeaderOps(copy, o);
+      return down.respond(status, copy, endStream);
+    },
+    end: (t) => down.end(t),
+    reset: () => down.reset(),
+    refuse: () => down.refuse(),
+    localReply: (status, body, flags, extra) => down.localReply(status, body, flags, extra),
+    onGone: (fn) => down.onGone(fn),
   };
-  return wrapped;
 }

@@ -6,16 +6,16 @@
  * own issue; the names here follow Prometheus conventions so it can extend
  * them without renaming.
  */
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, Gauge, Registry } from "prom-client";
+import { type CounterCell, type HistogramCell, HotCounter, HotHistogram } from "./hot-metrics.js";
 
 export type Direction = "inbound" | "outbound";
 
 export class ProxyMetrics {
   readonly registry = new Registry();
-  readonly requests: Counter<
-    "direction" | "source_service" | "destination_service" | "response_code_class" | "response_flags"
-  >;
-  readonly duration: Histogram<"direction" | "source_service" | "destination_service">;
+  /** Per request: kept out of prom-client's inc()/observe() (see hot-metrics.ts). */
+  readonly requests: HotCounter;
+  readonly duration: HotHistogram;
   readonly tcpConnections: Counter<"direction" | "source_service" | "destination_service" | "result">;
   readonly tcpBytes: Counter<"direction" | "source_service" | "destination_service" | "flow">;
   readonly denials: Counter<"source_service" | "reason">;
@@ -37,27 +37,17 @@ export class ProxyMetrics {
     inFlight?: () => { inbound: number; outbound: number },
   ) {
     const registers = [this.registry];
-    this.requests = new Counter({
-      name: "weft_proxy_requests_total",
-      help: 'HTTP requests handled by the sidecar, by direction, source and destination service, route (the Route entry that matched, "-" for none), method class (safe: GET HEAD OPTIONS TRACE; unsafe: the rest), response code class and response flags.',
-      labelNames: [
-        "direction",
-        "source_service",
-        "destination_service",
-        "route",
-        "method_class",
-        "response_code_class",
-        "response_flags",
-      ],
-      registers,
-    });
-    this.duration = new Histogram({
-      name: "weft_proxy_request_duration_seconds",
-      help: "Time from request received to response complete, as seen by the sidecar.",
-      labelNames: ["direction", "source_service", "destination_service"],
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-      registers,
-    });
+    this.requests = new HotCounter(
+      "weft_proxy_requests_total",
+      'HTTP requests handled by the sidecar, by direction, source and destination service, route (the Route entry that matched, "-" for none), method class (safe: GET HEAD OPTIONS TRACE; unsafe: the rest), response code class and response flags.',
+      this.registry,
+    );
+    this.duration = new HotHistogram(
+      "weft_proxy_request_duration_seconds",
+      "Time from request received to response complete, as seen by the sidecar.",
+      [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      this.registry,
+    );
     this.tcpConnections = new Counter({
       name: "weft_proxy_tcp_connections_total",
       help: "TCP (L4) connections proxied, by direction, source and destination service and result.",
@@ -150,12 +140,12 @@ export class ProxyMetrics {
   /** Labelled children by label values: prom-client hashes a label object on every call otherwise. */
   private readonly children = new Map<
     string,
-    { count: { inc(): void }; time: { observe(v: number): void }; timeouts: { inc(): void } | undefined }
+    { count: CounterCell; time: HistogramCell; timeouts: { inc(): void } | undefined }
   >();
 
   request(direction: Direction, source: string, destination: string, e: RequestFacts): void {
     const status = e.status;
-    const cls = status >= 100 && status < 600 ? `${Math.floor(status / 100)}xx` : "other";
+    const cls = CODE_CLASS[Math.floor(status / 100)] ?? "other";
     const flag = e.flags === "" ? "-" : e.flags;
     const route = e.route ?? "-";
     const methodClass = e.method === undefined ? "-" : SAFE_METHODS.has(e.method) ? "safe" : "unsafe";
@@ -165,14 +155,26 @@ export class ProxyMetrics {
       // Bounded like the labels themselves; a burst of new peers only costs a rebuild.
       if (this.children.size >= 10_000) this.children.clear();
       child = {
-        count: this.requests.labels(direction, source, destination, route, methodClass, cls, flag),
-        time: this.duration.labels(direction, source, destination),
+        count: this.requests.cell(key, {
+          direction,
+          source_service: source,
+          destination_service: destination,
+          route,
+          method_class: methodClass,
+          response_code_class: cls,
+          response_flags: flag,
+        }),
+        time: this.duration.cell(`${direction}\u0000${source}\u0000${destination}`, {
+          direction,
+          source_service: source,
+          destination_service: destination,
+        }),
         timeouts: flag.includes("UT") ? this.timeouts.labels(direction, destination) : undefined,
       };
       this.children.set(key, child);
     }
-    child.count.inc();
-    child.time.observe(e.durationMs / 1000);
+    child.count.value += 1;
+    this.duration.observe(child.time, e.durationMs / 1000);
     child.timeouts?.inc();
   }
 }
@@ -185,6 +187,9 @@ export interface RequestFacts {
   method?: string;
   route?: string;
 }
+
+/** Status code classes by hundreds (1xx-5xx); anything else is "other". */
+const CODE_CLASS: readonly (string | undefined)[] = [undefined, "1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /** RFC 9110 safe methods: the "safe" method class. */
 const SAFE_METHODS: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS", "TRACE"]);
