@@ -442,6 +442,32 @@ describe("outbound failures", () => {
     await settled(() => chain.outboundEvents.length);
     expect(chain.outboundEvents[0]?.flags).toContain("UR");
   });
+
+  it("an app response cut short of its Content-Length is reset through the pair, never ended cleanly", async () => {
+    const { chain } = await chainTo((_req, res) => {
+      // With a Content-Length as well as without (the test above): a cut-off body reaches the client as a reset.
+      res.writeHead(200, { "content-type": "application/octet-stream", "content-length": "10000" });
+      res.write(Buffer.alloc(1000, 1), () => setTimeout(() => res.socket?.destroy(), 50));
+    });
+    let received = 0;
+    const res = await new Promise<http.IncomingMessage>((resolve) =>
+      http
+        .get({ host: "127.0.0.1", port: chain.outboundPort, path: "/" }, (res) => {
+          res.on("error", () => {});
+          res.on("data", (d: Buffer) => {
+            received += d.length;
+          });
+          resolve(res);
+        })
+        .on("error", () => {}),
+    );
+    expect(res.statusCode).toBe(200);
+    if (!res.destroyed) await new Promise((r) => res.once("close", r));
+    expect(res.complete).toBe(false);
+    expect(received).toBe(1000);
+    await settled(() => chain.outboundEvents.length);
+    expect(chain.outboundEvents[0]?.flags).toContain("UR");
+  });
 });
 
 describe("outbound drain", () => {

@@ -2,6 +2,7 @@ import { performance } from "node:perf_hooks";
 import type { Readable } from "node:stream";
 import { Flag, FlagSet } from "./flags.js";
 import { bodilessStatus } from "./headers.js";
+import { pump } from "./pump.js";
 import { grpcStatusOf, type TryFailure } from "./retry-policy.js";
 import type { Downstream, HeaderMap, UpstreamCall, UpstreamEvents, UpstreamFailure } from "./types.js";
 
@@ -87,7 +88,8 @@ export function relay(
     let settled = false;
     let requestBytes = 0;
     let requestEnded = down.body === undefined;
-    let responseBody: Readable | undefined;
+    /** Stops the response body's pump (set once the head is relayed). */
+    let stopResponse: (() => void) | undefined;
     let timer: NodeJS.Timeout | undefined;
     let tryTimer: NodeJS.Timeout | undefined;
     let idleTimer: NodeJS.Timeout | undefined;
@@ -121,7 +123,7 @@ export function relay(
       if (settled) return;
       flags.add(flag);
       call?.cancel();
-      if (responseBody !== undefined) responseBody.unpipe(down.sink);
+      stopResponse?.();
       if (down.headersSent) {
         down.reset();
       } else {
@@ -162,7 +164,6 @@ export function relay(
           if (retried(failure, `upstream answered ${head.status}`, body)) return;
         }
         clearTimeout(tryTimer);
-        responseBody = body;
         if (idleMs !== undefined) {
           stamp();
           body.on("data", stamp);
@@ -177,13 +178,16 @@ export function relay(
         if (bodiless) body.resume();
         else {
           const cl = head.headers["content-length"];
-          if (typeof cl === "string" && /^[0-9]{1,15}$/.test(cl)) {
-            declaredLength = Number(cl);
-            body.on("data", (c: Buffer) => {
-              relayedBytes += c.length;
-            });
-          }
-          body.pipe(down.sink, { end: false });
+          if (typeof cl === "string" && /^[0-9]{1,15}$/.test(cl)) declaredLength = Number(cl);
+          stopResponse = pump(
+            body,
+            down.sink,
+            declaredLength === undefined
+              ? undefined
+              : (n) => {
+                  relayedBytes += n;
+                },
+          );
         }
       },
       complete(trailers) {
