@@ -125,7 +125,16 @@ describe("Resolver failover", () => {
       `v1 -> v2 failover: ${moved.ms} ms after the kill, ${moved.failed} failed requests meanwhile`,
     );
     expect(await where()).toEqual({ b: 100 });
-    const snap = (await adminJson(web.adminPort, "/config")).snapshot;
+    // Traffic may move before the control plane has marked a critical (in-request failover on a
+    // refused connect): the snapshot catches up once its health check fails.
+    const snap = await waitFor(
+      async () => {
+        const s = (await adminJson(web.adminPort, "/config")).snapshot;
+        return s.clusters["api.v1"].endpoints.length === 0 ? s : undefined;
+      },
+      15_000,
+      { what: "api.v1 without endpoints in the web sidecar's snapshot" },
+    );
     expect(snap.clusters["api.v1"].endpoints).toEqual([]);
     expect(snap.clusters["api.v1"].failover).toEqual(["api.v2", "api.v1@dc2"]);
   });
