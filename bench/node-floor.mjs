@@ -17,6 +17,7 @@ import { join } from "node:path";
 import { WeftClient } from "@weft/api/client";
 import { issueFromWeftCa } from "./lib/certs.mjs";
 import { machineInfo } from "./lib/machine.mjs";
+import { probeUntilOk } from "./lib/probe.mjs";
 import { cpuSeconds, memoryMb } from "./lib/procstat.mjs";
 import { ensureTool, freePort, runWrk, spawnReady } from "./lib/tools.mjs";
 import { ROOT, startBenchServer, writeResult } from "./lib/weft-server.mjs";
@@ -117,18 +118,7 @@ try {
     weft: { port: upstreamPort, proxies: [weftClient, weftServer] },
   };
   // Wait until every path answers (the Weft client sidecar needs its snapshot and the endpoint).
-  for (const [name, p] of Object.entries(paths)) {
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const ok = await fetch(`http://127.0.0.1:${p.port}/`).then(
-        (r) => r.status === 200,
-        () => false,
-      );
-      if (ok) break;
-      if (Date.now() > deadline) throw new Error(`${name} path does not answer`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
+  for (const p of Object.values(paths)) await probeUntilOk("http1", p.port, "/", 60_000);
 
   const runs = { direct: [], floor: [], weft: [] };
   for (let round = 0; round < CFG.rounds; round++) {

@@ -177,21 +177,28 @@ describe("proxyless gRPC servers (XdsServer) with mTLS and the Intention as RBAC
     const started = startApp("xds-server-app.mjs", {
       port,
       env: { REPLICA: "norbac", GRPC_XDS_BOOTSTRAP: file, GRPC_XDS_EXPERIMENTAL_RBAC: "false" },
-      timeoutMs: 8_000,
+      timeoutMs: 12_000,
     });
-    await expect(started).rejects.toThrow(/not ready within/);
-    // Its stream is open but it refused the Listener (NACK): critical, so out of the load balancing.
-    await waitFor(async () => (await xdsCheck(`${SERVICE}-norbac`))?.status === "critical", 10_000, {
-      what: "the norbac replica's xds check critical",
-    });
-    const check = await xdsCheck(`${SERVICE}-norbac`);
-    expect(check?.output).toMatch(
+    started.catch(() => {}); // awaited below, once the check was read while the server still runs
+    // Its stream is open but it refused the Listener (NACK): critical, so out of the load balancing,
+    // with the client's own message (read while the process lives: once it exits, "stream closed").
+    const check = await waitFor(
+      async () => {
+        const c = await xdsCheck(`${SERVICE}-norbac`);
+        return c?.status === "critical" && /server Listener was refused/.test(c.output) ? c : undefined;
+      },
+      10_000,
+      { what: "the norbac replica's xds check critical with the NACK" },
+    );
+    expect(check.output).toMatch(
       /server Listener was refused: .*envoy\.filters\.http\.rbac filter validation failed/,
     );
     expect((await api.healthService(SERVICE)).instances.map((i) => i.id).sort()).toEqual([
       `${SERVICE}-1`,
       `${SERVICE}-2`,
     ]);
+    // And it never serves.
+    await expect(started).rejects.toThrow(/not ready within/);
     await api.deregisterInstance(`${SERVICE}-norbac`);
   }, 60_000);
 

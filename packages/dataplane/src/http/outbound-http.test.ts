@@ -416,10 +416,14 @@ describe("outbound failures", () => {
     expect(steady.body.toString()).toBe("01234567");
   });
 
-  it("a reset mid-response aborts the app's response instead of truncating it", async () => {
+  // Chunked, or short of its Content-Length: a proxy that ended the response cleanly here would make
+  // the truncation look complete.
+  it.each([
+    ["chunked", {}],
+    ["with a Content-Length", { "content-length": "10000" }],
+  ])("a reset mid-response (%s) aborts the app's response instead of truncating it", async (_kind, extra) => {
     const { chain } = await chainTo((_req, res) => {
-      // Chunked: a proxy that ended the response cleanly here would make the truncation look complete.
-      res.writeHead(200, { "content-type": "application/octet-stream" });
+      res.writeHead(200, { "content-type": "application/octet-stream", ...extra });
       res.write(Buffer.alloc(1000, 1), () => setTimeout(() => res.socket?.destroy(), 50));
     });
     let received = 0;
@@ -436,32 +440,6 @@ describe("outbound failures", () => {
     );
     expect(res.statusCode).toBe(200);
     // (events.once would reject on the "error" an aborted response emits.)
-    if (!res.destroyed) await new Promise((r) => res.once("close", r));
-    expect(res.complete).toBe(false);
-    expect(received).toBe(1000);
-    await settled(() => chain.outboundEvents.length);
-    expect(chain.outboundEvents[0]?.flags).toContain("UR");
-  });
-
-  it("an app response cut short of its Content-Length is reset through the pair, never ended cleanly", async () => {
-    const { chain } = await chainTo((_req, res) => {
-      // With a Content-Length as well as without (the test above): a cut-off body reaches the client as a reset.
-      res.writeHead(200, { "content-type": "application/octet-stream", "content-length": "10000" });
-      res.write(Buffer.alloc(1000, 1), () => setTimeout(() => res.socket?.destroy(), 50));
-    });
-    let received = 0;
-    const res = await new Promise<http.IncomingMessage>((resolve) =>
-      http
-        .get({ host: "127.0.0.1", port: chain.outboundPort, path: "/" }, (res) => {
-          res.on("error", () => {});
-          res.on("data", (d: Buffer) => {
-            received += d.length;
-          });
-          resolve(res);
-        })
-        .on("error", () => {}),
-    );
-    expect(res.statusCode).toBe(200);
     if (!res.destroyed) await new Promise((r) => res.once("close", r));
     expect(res.complete).toBe(false);
     expect(received).toBe(1000);

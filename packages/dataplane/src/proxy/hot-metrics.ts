@@ -30,14 +30,11 @@ interface Exported {
   aggregator: "sum";
 }
 
-export interface CounterCell {
-  value: number;
-}
-
-export class HotCounter {
-  readonly type = "counter";
+/** What both metrics share: registration, one cell per label set, reset. */
+abstract class HotMetric<C> {
+  abstract readonly type: "counter" | "histogram";
   readonly aggregator = "sum";
-  private readonly cells = new Map<string, { labels: Labels; cell: CounterCell }>();
+  protected readonly cells = new Map<string, { labels: Labels; cell: C }>();
 
   constructor(
     readonly name: string,
@@ -47,25 +44,42 @@ export class HotCounter {
     registry.registerMetric(this as never);
   }
 
+  protected abstract newCell(): C;
+
   /** The cell of one label set; `key` must identify it (the caller builds it once). */
-  cell(key: string, labels: Labels): CounterCell {
+  cell(key: string, labels: Labels): C {
     let c = this.cells.get(key);
     if (c === undefined) {
-      c = { labels, cell: { value: 0 } };
+      c = { labels, cell: this.newCell() };
       this.cells.set(key, c);
     }
     return c.cell;
   }
 
   /** Read by prom-client's Registry when it renders the exposition. */
+  abstract get(): Promise<Exported>;
+
+  /** Called by the Registry's resetMetrics. */
+  reset(): void {
+    this.cells.clear();
+  }
+}
+
+export interface CounterCell {
+  value: number;
+}
+
+export class HotCounter extends HotMetric<CounterCell> {
+  readonly type = "counter";
+
+  protected newCell(): CounterCell {
+    return { value: 0 };
+  }
+
   async get(): Promise<Exported> {
     const values: ExportedValue[] = [];
     for (const c of this.cells.values()) values.push({ labels: c.labels, value: c.cell.value });
     return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
-  }
-
-  reset(): void {
-    this.cells.clear();
   }
 }
 
@@ -76,28 +90,21 @@ export interface HistogramCell {
   count: number;
 }
 
-export class HotHistogram {
+export class HotHistogram extends HotMetric<HistogramCell> {
   readonly type = "histogram";
-  readonly aggregator = "sum";
-  private readonly cells = new Map<string, { labels: Labels; cell: HistogramCell }>();
 
   constructor(
-    readonly name: string,
-    readonly help: string,
+    name: string,
+    help: string,
     /** Ascending upper bounds (prom-client's `buckets`), without +Inf. */
     readonly bounds: readonly number[],
     registry: Registry,
   ) {
-    registry.registerMetric(this as never);
+    super(name, help, registry);
   }
 
-  cell(key: string, labels: Labels): HistogramCell {
-    let c = this.cells.get(key);
-    if (c === undefined) {
-      c = { labels, cell: { counts: new Float64Array(this.bounds.length + 1), sum: 0, count: 0 } };
-      this.cells.set(key, c);
-    }
-    return c.cell;
+  protected newCell(): HistogramCell {
+    return { counts: new Float64Array(this.bounds.length + 1), sum: 0, count: 0 };
   }
 
   observe(cell: HistogramCell, v: number): void {
@@ -123,9 +130,5 @@ export class HotHistogram {
       values.push({ labels, value: cell.count, metricName: `${this.name}_count` });
     }
     return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
-  }
-
-  reset(): void {
-    this.cells.clear();
   }
 }
