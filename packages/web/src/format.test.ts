@@ -1,4 +1,3 @@
-import { describeNack, isProxyless } from "@weft/api/client";
 import { describe, expect, it } from "vitest";
 import {
   formatDate,
@@ -96,18 +95,16 @@ describe("health and rate classes", () => {
 });
 
 describe("proxyless marking and NACK wording", () => {
-  it("marks an instance by the proxyless tag or meta, as @weft/api does", () => {
+  it("marks an instance by the proxyless tag or meta", () => {
     const cases: { tags?: string[]; meta?: Record<string, string> }[] = [
       { tags: ["proxyless"], meta: {} },
       { tags: [], meta: { proxyless: "true" } },
       { tags: ["grpc"], meta: { proxyless: "false" } },
       {},
     ];
-    const ours = cases.map((c) => isProxylessInstance(c));
-    expect(ours).toEqual([true, true, false, false]);
-    expect(ours).toEqual(cases.map((c) => isProxyless(c)));
+    expect(cases.map((c) => isProxylessInstance(c))).toEqual([true, true, false, false]);
   });
-  it("words a NACK exactly as weft explain does", () => {
+  it("words a NACK as weft explain does (the same function)", () => {
     const n = {
       typeUrl: "type.googleapis.com/envoy.config.cluster.v3.Cluster",
       type: "Cluster",
@@ -120,8 +117,11 @@ describe("proxyless marking and NACK wording", () => {
     expect(nackText("web-proxyless-x", n)).toBe(
       "node web-proxyless-x refused Cluster version 7: bad lb; it keeps version 6",
     );
-    for (const v of [n, { ...n, acceptedVersion: "", count: 3 }, { ...n, message: "" }]) {
-      expect(nackText("x", v)).toBe(describeNack("x", v));
-    }
+    expect(nackText("x", { ...n, acceptedVersion: "", count: 3 })).toBe(
+      "node x refused Cluster version 7 (3 times): bad lb; it has no accepted version of that type yet",
+    );
+    expect(nackText("x", { ...n, message: "" })).toBe(
+      "node x refused Cluster version 7: (no message); it keeps version 6",
+    );
   });
 });

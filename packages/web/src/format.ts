@@ -113,27 +113,5 @@ export function healthText(c: HealthCounts): string {
   return parts.length > 0 ? parts.join(", ") : "no instances";
 }
 
-/**
- * A proxyless gRPC instance (`weft bootstrap grpc`: tag `proxyless`, no
- * sidecar, config over xDS). The same rule as `isProxyless` in @weft/api,
- * restated because the UI imports types only from there.
- */
-export function isProxylessInstance(i: {
-  tags?: readonly string[];
-  meta?: Readonly<Record<string, string>>;
-}): boolean {
-  return (i.tags ?? []).includes("proxyless") || i.meta?.proxyless === "true";
-}
-
-/** A NACK in plain words, as `weft explain` says it (@weft/api describeNack). */
-export function nackText(
-  nodeId: string,
-  n: { type: string; version: string; acceptedVersion: string; message: string; count: number },
-): string {
-  const keeps =
-    n.acceptedVersion === ""
-      ? "it has no accepted version of that type yet"
-      : `it keeps version ${n.acceptedVersion}`;
-  const times = n.count > 1 ? ` (${n.count} times)` : "";
-  return `node ${nodeId} refused ${n.type} version ${n.version}${times}: ${n.message || "(no message)"}; ${keeps}`;
-}
+// Shared with `weft explain` and `weft xds` (pure, no imports: safe in the browser bundle).
+export { describeNack as nackText, isProxyless as isProxylessInstance } from "@weft/api/xds";
