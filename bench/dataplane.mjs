@@ -28,7 +28,13 @@ import { probeUntilOk } from "./lib/probe.mjs";
 import { memoryDetailMb, memoryMb, RunSampler } from "./lib/procstat.mjs";
 import { dataplaneMarkdown } from "./lib/report.mjs";
 import { ensureTool, freePort, run, runH2load, runWrk, spawnReady } from "./lib/tools.mjs";
-import { ROOT, startBenchServer, writeResult } from "./lib/weft-server.mjs";
+import {
+  sidecarArgs as benchSidecarArgs,
+  ROOT,
+  SIDECAR_READY,
+  startBenchServer,
+  writeResult,
+} from "./lib/weft-server.mjs";
 
 const argv = process.argv.slice(2);
 const QUICK = argv.includes("--quick");
@@ -43,7 +49,6 @@ const ONLY = argv
 const CFG = QUICK
   ? { rounds: 1, durationS: 1, warmupS: 0.3, rateRounds: 1, rateDurationS: 2, rateWarmupS: 0.5 }
   : { rounds: 3, durationS: 4, warmupS: 1, rateRounds: 2, rateDurationS: 6, rateWarmupS: 1 };
-const WEFT_BIN = join(ROOT, "packages/cli/dist/bin/weft.js");
 const CLIENT = "bench-client";
 const GRPC_PATH = "/bench.Bench/Echo";
 
@@ -283,32 +288,11 @@ try {
   };
 
   // --- Weft: one server sidecar per route, one client sidecar with an upstream per route.
-  const sidecarArgs = (service, appPort, protocol, extra = []) => [
-    WEFT_BIN,
-    "proxy",
-    "--service",
-    service,
-    "--app-port",
-    String(appPort),
-    "--protocol",
-    protocol,
-    "--inbound",
-    "127.0.0.1:0",
-    "--admin",
-    "127.0.0.1:0",
-    "--health-interval",
-    "500ms",
-    "--log-level",
-    "warn",
-    "--server",
-    srv.addr,
-    "--token",
-    srv.token,
-    ...extra,
-  ];
+  const sidecarArgs = (service, appPort, protocol, extra = []) =>
+    benchSidecarArgs(srv, { service, appPort, protocol, extra: ["--health-interval", "500ms", ...extra] });
   const startSidecar = (args, what, nodeFlags = []) =>
     spawnReady(process.execPath, [...nodeFlags, ...args], {
-      ready: /weft proxy ready service=\S+ instance=(\S+) inbound=(\d+) admin=(\d+)/,
+      ready: SIDECAR_READY,
       what,
       timeoutMs: 60_000,
     });

@@ -20,11 +20,10 @@ import { machineInfo } from "./lib/machine.mjs";
 import { probeUntilOk } from "./lib/probe.mjs";
 import { cpuSeconds, memoryMb } from "./lib/procstat.mjs";
 import { ensureTool, freePort, runWrk, spawnReady } from "./lib/tools.mjs";
-import { ROOT, startBenchServer, writeResult } from "./lib/weft-server.mjs";
+import { ROOT, SIDECAR_READY, sidecarArgs, startBenchServer, writeResult } from "./lib/weft-server.mjs";
 
 const QUICK = process.argv.includes("--quick");
 const CFG = QUICK ? { rounds: 2, durationS: 2, warmupS: 1 } : { rounds: 5, durationS: 5, warmupS: 1 };
-const WEFT_BIN = join(ROOT, "packages/cli/dist/bin/weft.js");
 const CONNECTIONS = 32;
 const PROXY_FLAGS = (process.env.BENCH_PROXY_NODE_FLAGS ?? "").split(" ").filter(Boolean);
 
@@ -81,33 +80,17 @@ try {
   );
 
   // The Weft pair.
-  const sidecar = (service, extra) => [
-    WEFT_BIN,
-    "proxy",
-    "--service",
-    service,
-    "--app-port",
-    String(appPort),
-    "--protocol",
-    "http",
-    "--inbound",
-    "127.0.0.1:0",
-    "--admin",
-    "127.0.0.1:0",
-    "--log-level",
-    "warn",
-    "--server",
-    srv.addr,
-    "--token",
-    srv.token,
-    ...extra,
-  ];
-  const sidecarReady = /weft proxy ready service=\S+ instance=(\S+) inbound=(\d+) admin=(\d+)/;
-  const weftServer = await spawn(sidecar("floor-http", []), sidecarReady, "weft server sidecar", PROXY_FLAGS);
+  const sidecar = (service, extra) => sidecarArgs(srv, { service, appPort, protocol: "http", extra });
+  const weftServer = await spawn(
+    sidecar("floor-http", []),
+    SIDECAR_READY,
+    "weft server sidecar",
+    PROXY_FLAGS,
+  );
   const upstreamPort = await freePort();
   const weftClient = await spawn(
     sidecar("floor-client", ["--upstream", `floor-http=${upstreamPort}`]),
-    sidecarReady,
+    SIDECAR_READY,
     "weft client sidecar",
     PROXY_FLAGS,
   );

@@ -33,7 +33,7 @@ import { machineInfo, toolVersions } from "./lib/machine.mjs";
 import { RunSampler } from "./lib/procstat.mjs";
 import { proxylessMarkdown } from "./lib/proxyless-report.mjs";
 import { ensureTool, freePort, spawnReady } from "./lib/tools.mjs";
-import { ROOT, writeResult } from "./lib/weft-server.mjs";
+import { ROOT, SIDECAR_READY, sidecarArgs, WEFT_BIN, writeResult } from "./lib/weft-server.mjs";
 import { startXdsBenchServer } from "./lib/xds-server.mjs";
 
 const argv = process.argv.slice(2);
@@ -50,7 +50,6 @@ const CFG = {
   // Every call carries a deadline (grpc-timeout), as callers should; --deadline-ms=0: none.
   deadlineMs: Number(flag("deadline-ms") ?? 10_000),
 };
-const WEFT_BIN = join(ROOT, "packages/cli/dist/bin/weft.js");
 const SERVICE = "bench-grpc"; // the proxyless server
 const SIDECAR_SERVICE = "bench-grpc-sidecar"; // the same app behind a Weft server sidecar
 const CLIENT = "bench-client";
@@ -208,26 +207,26 @@ try {
   const plainPort = Number(app.match[1]);
 
   // --- Weft: a server sidecar in front of the plaintext port, a client sidecar with an upstream to it.
-  const sidecarArgs = (service, extra = []) => [
-    WEFT_BIN,
-    ...["proxy", "--service", service, "--app-port", String(plainPort), "--protocol", "grpc"],
-    ...["--inbound", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--health-interval", "500ms"],
-    ...["--log-level", "warn", "--server", srv.addr, "--token", srv.token],
-    ...extra,
-  ];
+  const weftArgs = (service, extra = []) =>
+    sidecarArgs(srv, {
+      service,
+      appPort: plainPort,
+      protocol: "grpc",
+      extra: ["--health-interval", "500ms", ...extra],
+    });
   const startSidecar = async (args, what) =>
     watch(
       await spawnReady(process.execPath, args, {
-        ready: /weft proxy ready service=\S+ instance=(\S+) inbound=(\d+) admin=(\d+)/,
+        ready: SIDECAR_READY,
         what,
         timeoutMs: 60_000,
       }),
       what,
     );
   const weftPort = await freePort();
-  const weftServer = await startSidecar(sidecarArgs(SIDECAR_SERVICE), `weft proxy ${SIDECAR_SERVICE}`);
+  const weftServer = await startSidecar(weftArgs(SIDECAR_SERVICE), `weft proxy ${SIDECAR_SERVICE}`);
   const weftClient = await startSidecar(
-    sidecarArgs(CLIENT, ["--upstream", `${SIDECAR_SERVICE}=${weftPort}`]),
+    weftArgs(CLIENT, ["--upstream", `${SIDECAR_SERVICE}=${weftPort}`]),
     `weft proxy ${CLIENT}`,
   );
 

@@ -17,12 +17,11 @@ import { WeftClient } from "@weft/api/client";
 import { machineInfo } from "./lib/machine.mjs";
 import { cpuSeconds } from "./lib/procstat.mjs";
 import { ensureTool, freePort, runWrk, spawnReady } from "./lib/tools.mjs";
-import { ROOT, startBenchServer, writeResult } from "./lib/weft-server.mjs";
+import { ROOT, SIDECAR_READY, sidecarArgs, startBenchServer, writeResult } from "./lib/weft-server.mjs";
 
 const QUICK = process.argv.includes("--quick");
 const ROUNDS = QUICK ? 1 : 3;
 const DURATION_S = QUICK ? 2 : 4;
-const WEFT_BIN = join(ROOT, "packages/cli/dist/bin/weft.js");
 
 ensureTool("wrk", "wrk");
 const work = mkdtempSync(join(tmpdir(), "weft-bench-telemetry-"));
@@ -68,29 +67,9 @@ try {
       resources.push({ kind: "Mesh", name: "mesh", tracing: { endpoint: otlpUrl, sampling: 1 } });
     await client.applyConfig(resources);
     const accessLog = mode === "on" ? ["--access-log", join(work, "access.log")] : [];
-    const args = (service, extra) => [
-      WEFT_BIN,
-      "proxy",
-      "--service",
-      service,
-      "--app-port",
-      String(appPort),
-      "--protocol",
-      "http",
-      "--inbound",
-      "127.0.0.1:0",
-      "--admin",
-      "127.0.0.1:0",
-      "--log-level",
-      "warn",
-      "--server",
-      srv.addr,
-      "--token",
-      srv.token,
-      ...accessLog,
-      ...extra,
-    ];
-    const ready = /weft proxy ready service=\S+ instance=(\S+) inbound=(\d+) admin=(\d+)/;
+    const args = (service, extra) =>
+      sidecarArgs(srv, { service, appPort, protocol: "http", extra: [...accessLog, ...extra] });
+    const ready = SIDECAR_READY;
     const server = await spawnReady(process.execPath, args("api", []), {
       ready,
       what: `api (${mode})`,

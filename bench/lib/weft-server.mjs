@@ -7,6 +7,20 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+export const WEFT_BIN = join(ROOT, "packages/cli/dist/bin/weft.js");
+/** What `weft proxy` prints once it serves: instance id, inbound port, admin port. */
+export const SIDECAR_READY = /weft proxy ready service=\S+ instance=(\S+) inbound=(\d+) admin=(\d+)/;
+
+/** `weft proxy` arguments for a bench sidecar of `srv`: loopback listeners, warn logs, then `extra`. */
+export function sidecarArgs(srv, { service, appPort, protocol, extra = [] }) {
+  return [
+    WEFT_BIN,
+    ...["proxy", "--service", service, "--app-port", String(appPort), "--protocol", protocol],
+    ...["--inbound", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--log-level", "warn"],
+    ...["--server", srv.addr, "--token", srv.token],
+    ...extra,
+  ];
+}
 
 export async function startBenchServer(name, deadlineMs = 300_000) {
   const dir = mkdtempSync(join(tmpdir(), `weft-${name}-`));
