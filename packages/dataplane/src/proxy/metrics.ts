@@ -137,7 +137,7 @@ export class ProxyMetrics {
     });
   }
 
-  /** Labelled children by label values: prom-client hashes a label object on every call otherwise. */
+  /** The cells of one label set, found with one lookup (and no second key string for the histogram). */
   private readonly children = new Map<
     string,
     { count: CounterCell; time: HistogramCell; timeouts: { inc(): void } | undefined }
