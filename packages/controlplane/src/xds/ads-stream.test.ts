@@ -130,6 +130,9 @@ describe("AdsStream", () => {
     });
     expect(h.sent).toHaveLength(1);
     expect(h.s.stats.nacks).toBe(1);
+    // A NACK is not also an ACK: neither counted nor taken as the accepted version.
+    expect(h.s.stats.acks).toBe(0);
+    expect(h.s.acked()).toEqual({});
     expect(h.nacks.list("n1")).toEqual([
       {
         nodeId: "n1",

@@ -163,10 +163,11 @@ export class AdsStream {
         });
         return;
       }
-      if (req.error_detail) this.nack(type, st, req);
       if (type === LISTENER_TYPE && nonce === this.serverListenerNonce) {
         this.o.onServerListener?.(!req.error_detail, String(req.error_detail?.message ?? "").slice(0, 1024));
-      } else {
+      }
+      if (req.error_detail) this.nack(type, st, req);
+      else {
         this.stats.acks += 1;
         this.ackedVersions.set(type, req.version_info ?? "");
         trace("ack", { node: this.o.nodeId, type: SHORT_TYPE[type], version: req.version_info });
