@@ -32,7 +32,7 @@ import type { Identity } from "../acl/acl.js";
 import { AdsStream, type DiscoveryRequest, type DiscoveryResponse } from "./ads-stream.js";
 import { addLrsService, type LoadSink } from "./lrs-server.js";
 import { NackLog } from "./nack-log.js";
-import { authenticateNode, NODE_TOKEN_KEY, nodeMeta } from "./node-auth.js";
+import { authenticateNode, FIRST_REQUEST_TIMEOUT_MS, NODE_TOKEN_KEY, nodeMeta } from "./node-auth.js";
 import { adsService } from "./protos.js";
 import {
   type HealthCatalog,
@@ -43,10 +43,8 @@ import {
 
 const trace = tracer("xds");
 
-export { NODE_CERT_PROVIDER_KEY, NODE_TOKEN_KEY };
+export { FIRST_REQUEST_TIMEOUT_MS, NODE_CERT_PROVIDER_KEY, NODE_TOKEN_KEY };
 export const DEFAULT_MAX_XDS_STREAMS = 10_000;
-/** A stream that names no node within this long is closed. */
-export const FIRST_REQUEST_TIMEOUT_MS = 10_000;
 /** Largest DiscoveryRequest accepted (a NACK's message is the big part). */
 export const MAX_XDS_REQUEST_BYTES = 1024 * 1024;
 
@@ -107,8 +105,8 @@ function isLoopbackHost(h: string): boolean {
 }
 
 /** A registered port makes the node an XdsServer candidate (server Listeners for that port only). */
-function serverPortOf(inst: { port?: number } | undefined): { serverPort?: number } {
-  return inst?.port !== undefined && inst.port > 0 ? { serverPort: inst.port } : {};
+function serverPortOf(inst: { port?: number }): { serverPort?: number } {
+  return inst.port !== undefined && inst.port > 0 ? { serverPort: inst.port } : {};
 }
 
 export async function startXdsServer(o: XdsServerOptions): Promise<XdsServer> {
@@ -186,7 +184,7 @@ export async function startXdsServer(o: XdsServerOptions): Promise<XdsServer> {
           nacks,
           send: (r) => call.write(r),
           translate: { certificateProvider: nodeMeta(req.node, NODE_CERT_PROVIDER_KEY) },
-          ...serverPortOf(o.catalog.getInstance(nodeId)),
+          ...serverPortOf(inst.instance),
           // A server that refused its Listener does not serve: its check says so (stream-health.ts).
           onServerListener: (accepted, message) =>
             healthLease?.set(...serverListenerVerdict(accepted, message)),

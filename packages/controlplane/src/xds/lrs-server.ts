@@ -17,7 +17,7 @@
  * most one interval of counts and never counts one twice.
  *
  * Bounded: streams (`maxStreams`), the first request's wait
- * (FIRST_REQUEST_TIMEOUT_MS), message size (the server's receive limit),
+ * (FIRST_REQUEST_TIMEOUT_MS, node-auth.ts), message size (the server's receive limit),
  * clusters and counts per report (LOAD_REPORT_LIMITS), reports per interval
  * (MAX_REPORTS_PER_INTERVAL). Bad input ends the stream with a status;
  * nothing here throws out of a handler.
@@ -28,7 +28,7 @@ import type { EdgeStatsDelta } from "@weft/api";
 import { describeError, isWeftError, tracer, type WeftError, weftError } from "@weft/core";
 import type { Logger } from "pino";
 import { loadReportEdges } from "../metrics/load-report.js";
-import { authenticateNode, type NodeAuthDeps, type XdsNode } from "./node-auth.js";
+import { authenticateNode, FIRST_REQUEST_TIMEOUT_MS, type NodeAuthDeps, type XdsNode } from "./node-auth.js";
 import { lrsService } from "./protos.js";
 
 const trace = tracer("xds");
@@ -38,8 +38,6 @@ export const LOAD_REPORTING_INTERVAL_MS = 2_000;
 /** Reports one stream may send per interval before it is closed (a client sends one). */
 export const MAX_REPORTS_PER_INTERVAL = 10;
 export const DEFAULT_MAX_LRS_STREAMS = 10_000;
-/** A stream that names no node within this long is closed. */
-export const LRS_FIRST_REQUEST_TIMEOUT_MS = 10_000;
 
 export interface LoadStatsRequest {
   node?: XdsNode | null;
@@ -138,7 +136,7 @@ export function addLrsService(server: grpc.Server, o: LrsOptions): LrsService {
     };
     const firstTimer = setTimeout(() => {
       fail(weftError("WEFT_ERR_UNAUTHENTICATED", { detail: "no LoadStatsRequest with a node id" }));
-    }, LRS_FIRST_REQUEST_TIMEOUT_MS);
+    }, FIRST_REQUEST_TIMEOUT_MS);
     firstTimer.unref();
 
     call.on("cancelled", cleanup);

@@ -19,23 +19,28 @@ import { servicePermission } from "../acl/policy.js";
 
 export { NODE_TOKEN_KEY };
 
+/** A stream (ADS or LRS) that names no node within this long is closed. */
+export const FIRST_REQUEST_TIMEOUT_MS = 10_000;
+
 /** An Envoy `config.core.v3.Node` as proto-loader decodes it (only what is read here). */
 export interface XdsNode {
   id?: string;
   metadata?: unknown;
 }
 
-export interface NodeAuthDeps {
-  catalog: { getInstance(id: string): { service: string } | undefined };
+export interface NodeAuthDeps<I extends { service: string } = { service: string }> {
+  catalog: { getInstance(id: string): I | undefined };
   acl: { resolve(secret: string): Identity | undefined };
   /** Anonymous streams act as operator (loopback dev mode only, as the HTTP API). */
   dev?: boolean | undefined;
 }
 
-export interface NodeAuth {
+export interface NodeAuth<I extends { service: string } = { service: string }> {
   nodeId: string;
   service: string;
   identity: Identity;
+  /** The catalog instance the node id names (looked up once, here). */
+  instance: I;
 }
 
 /** A string field of the node's metadata (a google.protobuf.Struct); at most 512 chars. */
@@ -61,12 +66,12 @@ export function nodeToken(metadata: grpc.Metadata, node: XdsNode | null | undefi
  * Authenticates and authorizes a stream from its first message's node.
  * `what` names that message in errors ("DiscoveryRequest", "LoadStatsRequest").
  */
-export function authenticateNode(
-  d: NodeAuthDeps,
+export function authenticateNode<I extends { service: string }>(
+  d: NodeAuthDeps<I>,
   metadata: grpc.Metadata,
   node: XdsNode | null | undefined,
   what: string,
-): NodeAuth {
+): NodeAuth<I> {
   const nodeId = typeof node?.id === "string" ? node.id : "";
   if (nodeId === "") {
     throw weftError("WEFT_ERR_VALIDATION", { detail: `the first ${what} names no node.id` });
@@ -93,5 +98,5 @@ export function authenticateNode(
   const inst = d.catalog.getInstance(nodeId);
   if (!inst) throw weftError("WEFT_ERR_NOT_FOUND", { what: `instance "${nodeId}" (node.id)` });
   authorize(identity, servicePermission(inst.service, "write"));
-  return { nodeId, service: inst.service, identity };
+  return { nodeId, service: inst.service, identity, instance: inst };
 }
