@@ -73,3 +73,18 @@ export function resourcesOfType(r: XdsResources, type: XdsTypeUrl): NamedResourc
       return r.clusterLoadAssignments;
   }
 }
+
+/**
+ * A TLS context whose certificate and trust roots come from the node's
+ * certificate provider instance (the bootstrap's file_watcher): both sides
+ * of the mesh's mTLS use it. `sans`: the identities a client accepts.
+ */
+export function providerTlsContext(provider: string, sans?: readonly string[]): Record<string, unknown> {
+  return {
+    tls_certificate_provider_instance: { instance_name: provider, certificate_name: "default" },
+    validation_context: {
+      ca_certificate_provider_instance: { instance_name: provider, certificate_name: "ROOTCA" },
+      ...(sans ? { match_subject_alt_names: sans.map((exact) => ({ exact })) } : {}),
+    },
+  };
+}

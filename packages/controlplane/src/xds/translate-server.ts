@@ -27,6 +27,7 @@ import {
   HCM_TYPE,
   LISTENER_TYPE,
   type NamedResource,
+  providerTlsContext,
   ROUTER_FILTER_NAME,
   ROUTER_TYPE,
   TYPE_PREFIX,
@@ -67,12 +68,7 @@ function downstreamTls(provider: string): Record<string, unknown> {
     name: "envoy.transport_sockets.tls",
     typed_config: {
       "@type": DOWNSTREAM_TLS_TYPE,
-      common_tls_context: {
-        tls_certificate_provider_instance: { instance_name: provider, certificate_name: "default" },
-        validation_context: {
-          ca_certificate_provider_instance: { instance_name: provider, certificate_name: "ROOTCA" },
-        },
-      },
+      common_tls_context: providerTlsContext(provider),
       require_client_certificate: { value: true },
     },
   };

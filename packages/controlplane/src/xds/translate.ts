@@ -44,6 +44,7 @@ import {
   HCM_TYPE,
   LISTENER_TYPE,
   type NamedResource,
+  providerTlsContext,
   ROUTER_FILTER_NAME,
   ROUTER_TYPE,
   UPSTREAM_TLS_TYPE,
@@ -119,14 +120,7 @@ function upstreamTls(c: ClusterConfig, provider: string): Record<string, unknown
     name: "envoy.transport_sockets.tls",
     typed_config: {
       "@type": UPSTREAM_TLS_TYPE,
-      common_tls_context: {
-        tls_certificate_provider_instance: { instance_name: provider, certificate_name: "default" },
-        validation_context: {
-          ca_certificate_provider_instance: { instance_name: provider, certificate_name: "ROOTCA" },
-          match_subject_alt_names: [{ exact: c.spiffeId }],
-        },
-        alpn_protocols: ["h2"],
-      },
+      common_tls_context: { ...providerTlsContext(provider, [c.spiffeId]), alpn_protocols: ["h2"] },
     },
   };
 }
