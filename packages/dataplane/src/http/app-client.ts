@@ -2,27 +2,21 @@ import http, { type IncomingMessage, type OutgoingHttpHeaders } from "node:http"
 import http2, { type ClientHttp2Session } from "node:http2";
 import { createRequire } from "node:module";
 import net from "node:net";
-import { PassThrough, Readable } from "node:stream";
 import { describeError, tracer } from "@weft/core";
-import type { Dispatcher, Pool as UndiciPool } from "undici";
+import type { Pool as UndiciPool } from "undici";
 import type { DataplaneLogger } from "../logger.js";
 import { openH2Call } from "./h2-call.js";
 import { closeSession } from "./h2-peer-pool.js";
-import {
-  cleanTrailers,
-  type RequestHead,
-  rawResponseHeaders,
-  responseHeaders,
-  toH2RequestHeaders,
-} from "./headers.js";
-import type { HeaderMap, HttpProtocol, UpstreamCall, UpstreamEvents } from "./types.js";
+import { cleanTrailers, type RequestHead, responseHeaders, toH2RequestHeaders } from "./headers.js";
+import type { HttpProtocol, UpstreamCall, UpstreamEvents } from "./types.js";
+import { CONNECT_ERRORS, IDEMPOTENT, STALE_ERRORS, UndiciCall, undiciCanSend } from "./undici-call.js";
 
 /**
  * Forwarding to the local app on loopback. HTTP/1.1 apps get an undici Pool
  * (keep-alive, no pipelining, bounded connections) driven through its
  * handler-level `dispatch`: about half the CPU per request of node:http's
  * ClientRequest/IncomingMessage. The few requests undici cannot express go
- * through a node:http keep-alive Agent instead (see `needsNodeHttp`).
+ * through a node:http keep-alive Agent instead (see `undiciCanSend`).
  * HTTP/2 and gRPC apps get one h2c session, reopened when it goes away.
  */
 
@@ -59,49 +53,19 @@ function authorityOf(app: AppTarget): string {
   return app.host.includes(":") ? `[${app.host}]:${app.port}` : `${app.host}:${app.port}`;
 }
 
-/** Errors that mean the connection was never made: nothing reached the app. */
-const CONNECT_ERRORS = new Set([
-  "ECONNREFUSED",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EADDRNOTAVAIL",
-  "ENOTFOUND",
-  "UND_ERR_CONNECT_TIMEOUT",
-]);
-
-/** The connection broke under a request that got no response: on a kept-alive socket, most likely stale. */
-const STALE_ERRORS = new Set(["UND_ERR_SOCKET", "ECONNRESET", "EPIPE"]);
-
-/** What undici accepts in a request head (it refuses the rest, later and asynchronously). */
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
-const ORIGIN_PATH = /^\/[\x21-\xff]*$/;
-
-/** RFC 9110 §9.2.2: only these may be sent again without the client asking. */
-const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
-
 /**
- * Requests undici cannot express, forwarded through node:http as before:
- * a body without Content-Length (sent chunked, where HTTP/1.1 trailers can
- * follow; undici never writes request trailers), `Expect` (undici refuses
- * it) and asterisk-form `OPTIONS *` (undici wants a path starting with /).
+ * Requests undici cannot express go through node:http as before (see
+ * `undiciCanSend`): a chunked body, where HTTP/1.1 trailers can follow,
+ * `Expect`, and asterisk-form `OPTIONS *`.
  */
-function needsNodeHttp(head: RequestHead, endStream: boolean): boolean {
-  return (
-    (!endStream && head.headers["content-length"] === undefined) ||
-    head.headers.expect !== undefined ||
-    head.path === "*"
-  );
-}
-
 class H1AppClient implements AppClient {
   readonly #app: AppTarget;
   readonly #pool: Pool;
   #agent: http.Agent | undefined;
   readonly #opener: AppOpener = (head, endStream, events) =>
-    needsNodeHttp(head, endStream)
-      ? openNodeH1(this.#nodeAgent(), this.#app, head, endStream, events)
-      : new UndiciAppCall(this.#pool, head, authorityOf(this.#app), endStream, events);
+    undiciCanSend(head, endStream)
+      ? new UndiciAppCall(this.#pool, head, head.authority ?? authorityOf(this.#app), endStream, events)
+      : openNodeH1(this.#nodeAgent(), this.#app, head, endStream, events);
 
   constructor(app: AppTarget) {
     this.#app = app;
@@ -152,87 +116,18 @@ class H1AppClient implements AppClient {
   }
 }
 
-/** One error object for every cancel: undici only passes it back to the call that cancelled. */
-const CANCELLED = Object.assign(new Error("request cancelled by the proxy"), { code: "WEFT_CANCELLED" });
-
 /**
- * The response body as a Readable for the relay. undici's parser pushes into
- * it and is paused when it is full (`push` → false), resumed when it is read.
+ * One request to an HTTP/1.1 app through the undici Pool (undici-call.ts).
+ * A kept-alive socket the app closed as we reused it gets the request once
+ * more, when it was idempotent and had no body.
  */
-class AppResponseBody extends Readable {
-  readonly #resume: () => void;
-  paused = false;
-
-  constructor(resume: () => void) {
-    super({ highWaterMark: 64 * 1024 });
-    this.#resume = resume;
-  }
-
-  override _read(): void {
-    if (!this.paused) return;
-    this.paused = false;
-    try {
-      this.#resume();
-    } catch {
-      // The connection is already gone: its error reaches the call's onError.
-    }
-  }
-}
-
-/**
- * One request to an HTTP/1.1 app through the undici Pool. The object is both
- * undici's dispatch handler (its native callback API, no wrapper) and the
- * relay's UpstreamCall, so a request costs one object, not a set of closures.
- * Reports exactly one of complete / fail.
- */
-class UndiciAppCall implements UpstreamCall, Dispatcher.DispatchHandler {
-  readonly requestSink: PassThrough | undefined;
+class UndiciAppCall extends UndiciCall {
   readonly #pool: Pool;
-  readonly #events: UpstreamEvents;
-  readonly #opts: Dispatcher.DispatchOptions;
-  #abort: ((err?: Error) => void) | undefined;
-  #body: AppResponseBody | undefined;
-  #trailers: HeaderMap | undefined;
-  #over = false;
   #retried = false;
-  #cancelled = false;
 
-  constructor(
-    pool: Pool,
-    head: RequestHead,
-    fallbackAuthority: string,
-    endStream: boolean,
-    events: UpstreamEvents,
-  ) {
+  constructor(pool: Pool, head: RequestHead, host: string, endStream: boolean, events: UpstreamEvents) {
+    super(head, host, endStream, events, { stripInternalResponse: true });
     this.#pool = pool;
-    this.#events = events;
-    const host = head.authority ?? fallbackAuthority;
-    let invalid = !TOKEN.test(head.method) || !ORIGIN_PATH.test(head.path) || BAD_VALUE.test(host);
-    const headers: string[] = ["host", host];
-    for (const name in head.headers) {
-      // TE is hop-by-hop in HTTP/1.1 and would have to be nominated in Connection; apps do not need it.
-      if (name === "te") continue;
-      if (!TOKEN.test(name)) invalid = true;
-      const value = head.headers[name] as string | string[];
-      if (typeof value === "string") {
-        if (BAD_VALUE.test(value)) invalid = true;
-        headers.push(name, value);
-      } else {
-        for (const v of value) {
-          if (BAD_VALUE.test(v)) invalid = true;
-          headers.push(name, v);
-        }
-      }
-    }
-    // A request that cannot be written (a value or target that would break framing): nothing goes
-    // out. Thrown, so that the caller sees a call that could not be opened (→ 400), as node:http did.
-    if (invalid) {
-      throw Object.assign(new TypeError("request head cannot be written to the app"), {
-        code: "ERR_INVALID_CHAR",
-      });
-    }
-    this.requestSink = endStream ? undefined : new PassThrough();
-    this.#opts = { method: head.method, path: head.path, headers, body: this.requestSink ?? null };
     // Handed to undici in the check phase, not now: undici writes at once to an idle connection,
     // and a stream reset in the same read (rapid reset: HEADERS and RST_STREAM together) is only
     // seen after this call returns. Deferred, such a request never reaches the app (the node:http
@@ -241,100 +136,17 @@ class UndiciAppCall implements UpstreamCall, Dispatcher.DispatchHandler {
   }
 
   static #dispatch(call: UndiciAppCall): void {
-    if (!call.#over) call.#pool.dispatch(call.#opts, call);
+    if (!call.over) call.#pool.dispatch(call.dispatchOptions, call);
   }
 
-  // ------------------------------------------------------------ UpstreamCall
-
-  endRequest(_trailers: HeaderMap | undefined): void {
-    // With Content-Length, trailers cannot be expressed in HTTP/1.1 (chunked bodies go through node:http).
-    if (!this.#over) this.requestSink?.end();
-  }
-
-  cancel(): void {
-    if (this.#cancelled) return;
-    this.#cancelled = true;
-    this.#over = true;
-    const abort = this.#abort;
-    this.#abort = undefined;
-    // In flight: undici fails the request and closes its connection (the app sees the request end
-    // early). Queued in undici: onConnect drops it before a byte is written. Not handed over yet: never.
-    abort?.(CANCELLED);
-    this.requestSink?.destroy();
-    const body = this.#body;
-    this.#body = undefined;
-    body?.destroy();
-  }
-
-  // ------------------------------------------------------------ undici's handler
-
-  onConnect(abort: (err?: Error) => void): void {
-    // Cancelled while waiting for a connection. Thrown, not abort(): undici then drops the request
-    // before writing a byte and keeps the connection, where abort() would close it. A flood of
-    // streams reset as soon as opened (rapid reset) would otherwise cost a connection each.
-    if (this.#over) throw CANCELLED;
-    this.#abort = abort;
-  }
-
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
-    // 1xx (102, 103): informational, not relayed, as node:http did.
-    if (this.#over || statusCode < 200) return true;
-    const body = new AppResponseBody(resume);
-    this.#body = body;
-    body.once("end", () => {
-      if (this.#over) return;
-      this.#over = true;
-      this.#abort = undefined;
-      this.#events.complete(this.#trailers);
-    });
-    this.#events.response(
-      {
-        status: statusCode,
-        headers: rawResponseHeaders(rawHeaders, { stripInternal: true }),
-        endStream: false,
-      },
-      body,
-    );
-    return true;
-  }
-
-  onData(chunk: Buffer): boolean {
-    const body = this.#body;
-    if (body === undefined) return true;
-    if (body.push(chunk)) return true;
-    body.paused = true;
-    return false;
-  }
-
-  onComplete(rawTrailers: Buffer[] | string[] | null): void {
-    const body = this.#body;
-    if (this.#over || body === undefined) return;
-    if (rawTrailers !== null && rawTrailers.length > 0) {
-      this.#trailers = cleanTrailers(rawResponseHeaders(rawTrailers, { stripInternal: false }));
-    }
-    // complete() follows the body's "end": after everything pushed has been read.
-    body.push(null);
-  }
-
-  onError(err: Error): void {
-    if (this.#over) return;
-    const code = (err as NodeJS.ErrnoException).code ?? "";
-    this.#abort = undefined;
-    const body = this.#body;
-    if (body !== undefined) {
-      this.#over = true;
-      this.#body = undefined;
-      this.#events.fail("reset", err.message);
-      body.destroy();
-      return;
-    }
+  protected failedEarly(err: Error, code: string): void {
     // The app closed a kept-alive socket as we reused it: nothing of the request was processed
     // when it was idempotent and had no body, so it is sent once more, on another connection.
     if (
       this.requestSink === undefined &&
       !this.#retried &&
       STALE_ERRORS.has(code) &&
-      IDEMPOTENT.has(this.#opts.method)
+      IDEMPOTENT.has(this.dispatchOptions.method)
     ) {
       this.#retried = true;
       trace("app keep-alive socket was stale; retrying once", {});
@@ -342,8 +154,7 @@ class UndiciAppCall implements UpstreamCall, Dispatcher.DispatchHandler {
       setImmediate(UndiciAppCall.#dispatch, this);
       return;
     }
-    this.#over = true;
-    this.#events.fail(CONNECT_ERRORS.has(code) ? "connect" : "reset", err.message);
+    this.fail(CONNECT_ERRORS.has(code) ? "connect" : "reset", err.message);
   }
 }
 
