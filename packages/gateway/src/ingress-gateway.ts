@@ -24,6 +24,7 @@ import {
   compileListenerRoutes,
   createAdminServer,
   type DataplaneLogger,
+  Http1PeerPool,
   Http2PeerPool,
   type ListenerRoutes,
   retryUntil,
@@ -85,6 +86,7 @@ export class IngressGateway {
   private config: GatewayConfig;
   private identity: WorkloadIdentity | undefined;
   private pool: Http2PeerPool | undefined;
+  private h1Pool: Http1PeerPool | undefined;
   private stream: ConfigStream | undefined;
   private readonly listeners: (IngressListener | TcpIngressListener)[] = [];
   private admin: Server | undefined;
@@ -153,6 +155,8 @@ export class IngressGateway {
       }),
     );
     this.pool = new Http2PeerPool({ source: this.identity, logger: this.log });
+    // As in the sidecar (WEFT_PEER_HTTP1=0 turns it off): HTTP/1.1 to peers for HTTP/1.1 requests.
+    if (process.env.WEFT_PEER_HTTP1 !== "0") this.h1Pool = new Http1PeerPool({ source: this.identity });
     // Listeners are built (certificates read, JWT requirements resolved) before anything is registered.
     for (const l of this.config.listeners) {
       if (l.protocol === "tcp") {
@@ -176,6 +180,7 @@ export class IngressGateway {
           upstream: (s) => this.routes.get(s),
           clusters: this.clusters,
           pool: this.pool,
+          ...(this.h1Pool !== undefined ? { h1Pool: this.h1Pool } : {}),
           logger: this.log,
           clock: this.clock,
           ...(this.o.certPollMs !== undefined ? { certPollMs: this.o.certPollMs } : {}),
@@ -463,8 +468,13 @@ export class IngressGateway {
       new Promise<false>((r) => setTimeout(() => r(false), drainMs).unref()),
     ]);
     if (!drained) for (const l of this.listeners) l.destroy();
-    if (drained) await this.pool?.close();
-    else this.pool?.destroy();
+    if (drained) {
+      this.h1Pool?.close();
+      await this.pool?.close();
+    } else {
+      this.h1Pool?.destroy();
+      this.pool?.destroy();
+    }
     this.providers.dispose();
     this.identity?.dispose();
     await new Promise<void>((resolve) => (this.admin ? this.admin.close(() => resolve()) : resolve()));

@@ -34,6 +34,7 @@ import {
   Flag,
   type ForwardDecision,
   type HeaderMap,
+  type Http1PeerPool,
   type Http2PeerPool,
   type IncomingHeaders,
   joinHeader,
@@ -101,6 +102,8 @@ export interface IngressListenerOptions {
   upstream(service: string): ListenerRoutes | undefined;
   clusters: ClusterSet;
   pool: Http2PeerPool;
+  /** Kept-alive HTTP/1.1 to peers for HTTP/1.1 clients' plain requests to HTTP/1.1 services. */
+  h1Pool?: Http1PeerPool;
   logger: DataplaneLogger;
   clock?: Clock;
   onRequest?(e: OutboundRequestEvent & { listener: number }): void;
@@ -247,6 +250,7 @@ export class IngressListener {
     this.engine = createOutboundHttp({
       route: (head, headers) => this.decide(head, headers),
       pool: o.pool,
+      ...(o.h1Pool !== undefined ? { h1Pool: o.h1Pool } : {}),
       logger: o.logger,
       limits: {
         maxHeaderBytes: lim.maxHeaderBytes,

@@ -1,8 +1,9 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
 import { constants as h2c, type ServerHttp2Stream } from "node:http2";
 import type { Readable } from "node:stream";
+import { Flag } from "./flags.js";
 import { endedByReset } from "./h2-call.js";
-import { cleanTrailers, isGrpcContentType } from "./headers.js";
+import { cleanTrailers, isGrpcContentType, REFUSED_HEADER } from "./headers.js";
 import { localReply } from "./local-reply.js";
 import type { Downstream, HeaderMap, IncomingHeaders } from "./types.js";
 
@@ -24,7 +25,14 @@ function h1HasBody(headers: IncomingHeaders): boolean {
 export interface H1DownstreamOptions {
   /** Whether the response should close the connection (the listener is draining). */
   closeAfter(): boolean;
+  /**
+   * The client is a peer proxy: `refuse()` answers 503 with REFUSED_HEADER,
+   * HTTP/1.1's REFUSED_STREAM. An app never gets it.
+   */
+  peer?: boolean;
 }
+
+const REFUSED_EXTRA = { [REFUSED_HEADER]: "1" };
 
 /**
  * What both adapters share: whether the response is over, and the callbacks
@@ -64,6 +72,7 @@ export function h1Downstream(
 class H1Downstream extends DownstreamBase implements Downstream {
   readonly method: string;
   readonly grpc = false;
+  readonly http1 = true;
   readonly body: Readable | undefined;
   readonly sink: ServerResponse;
   constructor(
@@ -128,7 +137,9 @@ class H1Downstream extends DownstreamBase implements Downstream {
   }
 
   refuse(): boolean {
-    return false;
+    if (this.opts.peer !== true || this.res.headersSent) return false;
+    this.localReply(503, "upstream connect error", Flag.UpstreamConnectionFailure, REFUSED_EXTRA);
+    return true;
   }
 
   localReply(status: number, body: string, flags: string, extra?: HeaderMap): void {
@@ -140,7 +151,13 @@ class H1Downstream extends DownstreamBase implements Downstream {
     const reply = localReply(status, body, flags, false, extra);
     const headers: OutgoingHttpHeaders = { ...reply.headers };
     // A body we did not read would otherwise have to be drained before the next request.
-    if (!this.req.complete || this.opts.closeAfter()) headers.connection = "close";
+    // A malformed request closes its connection too: what follows it cannot be trusted.
+    if (
+      (this.body !== undefined && !this.req.complete) ||
+      flags.includes(Flag.DownstreamProtocolError) ||
+      this.opts.closeAfter()
+    )
+      headers.connection = "close";
     this.finished = true;
     try {
       res.writeHead(reply.status, headers);
@@ -159,6 +176,7 @@ export function h2Downstream(stream: ServerHttp2Stream, headers: IncomingHeaders
 class H2Downstream extends DownstreamBase implements Downstream {
   readonly method: string;
   readonly grpc: boolean;
+  readonly http1 = false;
   readonly body: Readable | undefined;
   readonly sink: ServerHttp2Stream;
   #trailersIn: HeaderMap | undefined;

@@ -43,11 +43,12 @@ export const PEER_SESSION_OPTIONS: SecureClientSessionOptions = {
   maxSettings: 32,
 };
 
-function keyOf(ep: PeerEndpoint, service: string): string {
+/** The pool key of a peer: its address and the service it must prove to be. */
+export function keyOf(ep: PeerEndpoint, service: string): string {
   return `${ep.address}|${ep.port}|${service}`;
 }
 
-function authorityOf(ep: PeerEndpoint): string {
+export function authorityOf(ep: PeerEndpoint): string {
   return ep.address.includes(":") ? `[${ep.address}]:${ep.port}` : `${ep.address}:${ep.port}`;
 }
 

@@ -36,6 +36,11 @@ const NOT_IN_TRAILERS: ReadonlySet<string> = new Set([
 ]);
 
 export const XFCC = "x-forwarded-client-cert";
+/**
+ * A peer proxy's "refused, not processed: try elsewhere" on an HTTP/1.1 503
+ * (HTTP/2 says it with REFUSED_STREAM). Internal: an app cannot set it.
+ */
+export const REFUSED_HEADER = "x-weft-refused";
 const INTERNAL_PREFIX = "x-weft-";
 
 /** Fields only the mesh may set: stripped from whatever a client or app sends. */

@@ -37,8 +37,9 @@ import {
 import { endWith, filterRaw, relayUpgrade } from "./upgrade.js";
 
 /**
- * The inbound side: verified mTLS connections from peer proxies (ALPN "h2"
- * for requests, "http/1.1" for upgrades) → authorize → the app on loopback.
+ * The inbound side: verified mTLS connections from peer proxies (ALPN "h2",
+ * or "http/1.1" for HTTP/1.1 apps' requests and upgrades) → authorize → the
+ * app on loopback.
  * A refusal is answered here and never touches the app. The app sees the
  * canonical target that was authorized, never the raw one, and an
  * `x-forwarded-client-cert` we set (whatever the peer sent is dropped).
@@ -80,7 +81,7 @@ export interface InboundHttpOptions {
 }
 
 export interface InboundHttp {
-  /** A verified connection whose ALPN is "h2" (requests) or "http/1.1" (upgrades). */
+  /** A verified connection whose ALPN is "h2" or "http/1.1" (requests and upgrades). */
   handle(socket: TLSSocket, peer: InboundPeer): void;
   close(): Promise<void>;
   destroy(): void;
@@ -346,11 +347,13 @@ export function createInboundHttp(opts: InboundHttpOptions): InboundHttp {
   const h1 = createH1Server(limits, tracker, {
     request(req: IncomingMessage, res: ServerResponse) {
       const peer = socketPeers.get(req.socket);
-      if (peer === undefined) {
-        res.destroy();
+      // A request on a connection we already ended (idle on drain) is never processed: the peer
+      // proxy takes our end of the connection for "not processed" and sends it elsewhere.
+      if (peer === undefined || req.socket.writableEnded) {
+        req.socket.destroy();
         return;
       }
-      const down = h1Downstream(req, res, { closeAfter: () => tracker.draining });
+      const down = h1Downstream(req, res, { closeAfter: () => tracker.draining, peer: true });
       exchange(
         down,
         h1RequestHead(req, { stripInternal: true }),

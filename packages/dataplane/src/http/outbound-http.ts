@@ -10,6 +10,8 @@ import { isPeerRefused } from "../transport/mtls.js";
 import { h1Downstream, h2Downstream } from "./downstream.js";
 import { DrainTracker } from "./drain.js";
 import { Flag, FlagSet } from "./flags.js";
+import { PeerH1Call } from "./h1-peer-call.js";
+import { type Http1PeerPool, PeerConnection } from "./h1-peer-pool.js";
 import { openH2Call } from "./h2-call.js";
 import { ConnectionLimitReached, type Http2PeerPool, type PeerEndpoint } from "./h2-peer-pool.js";
 import {
@@ -42,7 +44,9 @@ import {
   type RouteDecision,
   resolveLimits,
   type UpstreamCluster,
+  type UpstreamEvents,
 } from "./types.js";
+import { undiciCanSend } from "./undici-call.js";
 import { endWith, filterRaw, relayUpgrade } from "./upgrade.js";
 
 /**
@@ -69,6 +73,11 @@ export interface OutboundHttpOptions {
   /** How each mirror copy went (metrics). Must not throw. */
   onMirror?: (cluster: string, result: MirrorResult) => void;
   pool: Http2PeerPool;
+  /**
+   * Kept-alive HTTP/1.1 connections to peers, for HTTP/1.1 apps' plain requests to HTTP/1.1
+   * services (everything else takes `pool`). Absent: every request takes `pool`.
+   */
+  h1Pool?: Http1PeerPool;
   logger?: DataplaneLogger;
   onRequest?: (e: OutboundRequestEvent) => void;
   /**
@@ -392,11 +401,21 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
           attempts++;
           const ep = picked.endpoint;
           const peer: PeerEndpoint = { address: ep.address, port: ep.port };
-          let session: ClientHttp2Session;
+          // HTTP/1.1 to the peer for an HTTP/1.1 app's plain request, else a stream on the HTTP/2 session.
+          const h1Pool =
+            opts.h1Pool !== undefined &&
+            down.http1 &&
+            cluster.protocol === "http" &&
+            undiciCanSend(head, !down.body)
+              ? opts.h1Pool
+              : undefined;
+          let link: ClientHttp2Session | PeerConnection;
           let pendingLease: (() => void) | undefined;
           try {
-            const pooled = opts.pool.pooled(peer, cluster.service);
-            if (pooled !== undefined) session = pooled;
+            const ready = h1Pool
+              ? h1Pool.take(peer, cluster.service)
+              : opts.pool.pooled(peer, cluster.service);
+            if (ready !== undefined) link = ready;
             else {
               // Waiting for a connection: a pending request (maxPendingRequests).
               pendingLease = breaker?.acquire("pending_requests");
@@ -406,15 +425,17 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
               }
               // A new connection takes one of the cluster's maxConnections, until it closes.
               const connections = cluster.breaker;
-              session = await withDeadline(
-                opts.pool.session(
-                  peer,
-                  cluster.service,
-                  cluster.connectTimeoutMs,
-                  connections ? () => connections.acquire("connections") : undefined,
-                ),
-                deadline,
-              );
+              const lease = connections ? () => connections.acquire("connections") : undefined;
+              link = await (h1Pool
+                ? withDeadline(
+                    h1Pool.connect(peer, cluster.service, cluster.connectTimeoutMs, lease),
+                    deadline,
+                    (late) => h1Pool.release(late),
+                  )
+                : withDeadline(
+                    opts.pool.session(peer, cluster.service, cluster.connectTimeoutMs, lease),
+                    deadline,
+                  ));
             }
           } catch (e) {
             picked.done();
@@ -434,47 +455,73 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
           } finally {
             pendingLease?.();
           }
+          const session = link instanceof PeerConnection ? undefined : link;
           if (gone) {
             picked.done();
+            if (link instanceof PeerConnection) h1Pool?.release(link);
             flags.add(Flag.DownstreamConnectionTermination);
             return done({ status: 0, flags, endpointId: ep.id });
           }
           if (replay?.used && !replay.replayable()) {
             // The body went to a try that never started (a closing session) and was not kept whole.
             picked.done();
+            if (link instanceof PeerConnection) h1Pool?.release(link);
             break;
           }
-          const h2Headers = toH2RequestHeaders(head, cluster.service);
           const tryDown = replay?.used ? replay.downstream(down) : down;
           if (replay !== undefined) replay.used = true;
-          const outcome = await relay(
-            tryDown,
-            (events) =>
-              openH2Call(session, h2Headers, tryDown.body === undefined, events, {
-                stripInternalResponse: false,
-              }),
-            {
-              ...(deadline !== undefined ? { timeoutMs: deadline - performance.now() } : {}),
-              ...(d.idleTimeoutMs !== undefined ? { idleTimeoutMs: d.idleTimeoutMs } : {}),
-              retryRefused: true,
-              ...(policy !== undefined
-                ? {
-                    retry: mayRetry,
-                    ...(policy.perTryTimeoutMs !== undefined
-                      ? { perTryTimeoutMs: policy.perTryTimeoutMs }
-                      : {}),
+          let h1Call: PeerH1Call | undefined;
+          const open =
+            session !== undefined
+              ? (events: UpstreamEvents) =>
+                  openH2Call(
+                    session,
+                    toH2RequestHeaders(head, cluster.service),
+                    tryDown.body === undefined,
+                    events,
+                    {
+                      stripInternalResponse: false,
+                    },
+                  )
+              : (events: UpstreamEvents) => {
+                  const conn = link as PeerConnection;
+                  try {
+                    h1Call = new PeerH1Call(
+                      h1Pool as Http1PeerPool,
+                      conn,
+                      head,
+                      cluster.service,
+                      tryDown.body === undefined,
+                      events,
+                    );
+                  } catch (e) {
+                    h1Pool?.release(conn);
+                    throw e;
                   }
-                : {}),
-              ...(replay !== undefined && tryDown === down
-                ? { onBodyChunk: (c: Buffer) => replay.record(c), onBodyEnd: (t) => replay.end(t) }
-                : {}),
-            },
-          );
+                  return h1Call;
+                };
+          const outcome = await relay(tryDown, open, {
+            ...(deadline !== undefined ? { timeoutMs: deadline - performance.now() } : {}),
+            ...(d.idleTimeoutMs !== undefined ? { idleTimeoutMs: d.idleTimeoutMs } : {}),
+            retryRefused: true,
+            ...(policy !== undefined
+              ? {
+                  retry: mayRetry,
+                  ...(policy.perTryTimeoutMs !== undefined
+                    ? { perTryTimeoutMs: policy.perTryTimeoutMs }
+                    : {}),
+                }
+              : {}),
+            ...(replay !== undefined && tryDown === down
+              ? { onBodyChunk: (c: Buffer) => replay.record(c), onBodyEnd: (t) => replay.end(t) }
+              : {}),
+          });
           picked.done();
           observe(cluster, ep.id, tryResultOf(outcome));
           if (outcome.kind === "done") {
             return done({ status: outcome.status, flags: outcome.flags, endpointId: ep.id });
           }
+          const sessionGone = session !== undefined && (session.closed || session.destroyed);
           if (outcome.kind === "retry" && outcome.failure !== undefined) {
             sent = true;
             // The policy took this try back (retry counted, budget taken): back off, then prefer another endpoint.
@@ -484,7 +531,7 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
               why: outcome.failure.kind,
               detail: outcome.detail,
             });
-            if (session.closed || session.destroyed) opts.pool.evict(session);
+            if (sessionGone) opts.pool.evict(session);
             exclude.add(ep.id);
             if (await backoff()) continue;
             flags.add(Flag.DownstreamConnectionTermination);
@@ -496,8 +543,10 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
             detail: outcome.kind === "retry" ? outcome.detail : describeError(outcome.error),
           });
           // A refused stream (the peer's app is down) leaves a healthy session: keep it pooled.
-          if (session.closed || session.destroyed || outcome.kind === "open-failed") opts.pool.evict(session);
-          if (outcome.kind === "retry") exclude.add(ep.id);
+          if (session !== undefined && (sessionGone || outcome.kind === "open-failed"))
+            opts.pool.evict(session);
+          // A refusal excludes the endpoint; a stale HTTP/1.1 connection says nothing about it.
+          if (outcome.kind === "retry" && h1Call?.stale !== true) exclude.add(ep.id);
           failures++;
           if (await againAfterUnsent({ kind: "refused-stream" })) continue;
           break;

@@ -187,6 +187,7 @@ export class ReplayBody {
     return {
       method: down.method,
       grpc: down.grpc,
+      http1: down.http1,
       body,
       trailers: () => trailers,
       bodyComplete: () => true,

@@ -99,6 +99,7 @@ export function withResponseHeaderOps(
   return {
     method: down.method,
     grpc: down.grpc,
+    http1: down.http1,
     body: down.body,
     sink: down.sink,
     get headersSent() {

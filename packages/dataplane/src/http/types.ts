@@ -185,6 +185,8 @@ export interface Downstream {
   readonly method: string;
   /** The request is gRPC (content-type application/grpc…): local replies become trailers-only gRPC statuses. */
   readonly grpc: boolean;
+  /** The client speaks HTTP/1.1 (not HTTP/2). */
+  readonly http1: boolean;
   /** The request body, not yet flowing; undefined when the request has none. */
   readonly body: Readable | undefined;
   /** Request trailers; complete once `body` has ended. */
@@ -205,7 +207,8 @@ export interface Downstream {
   localReply(status: number, body: string, flags: string, extra?: HeaderMap): void;
   /**
    * Tells the client the request was not processed and may be retried elsewhere
-   * (HTTP/2 REFUSED_STREAM); false when that cannot be said (HTTP/1.1, or a head already sent).
+   * (HTTP/2 REFUSED_STREAM, or a peer proxy's 503 with REFUSED_HEADER); false when that cannot be
+   * said (an app's HTTP/1.1 client, or a head already sent).
    */
   refuse(): boolean;
   /** Runs once when the client goes away before the response is complete. */

@@ -22,6 +22,7 @@ import type { ProxySnapshot, SnapshotProtocol } from "@weft/api/snapshot";
 import { type Clock, describeError, isWeftError, systemClock, weftError } from "@weft/core";
 import { HealthChecker } from "../health/checker.js";
 import type { HealthCheckSpec, ProbeResult } from "../health/result.js";
+import { Http1PeerPool } from "../http/h1-peer-pool.js";
 import { Http2PeerPool } from "../http/h2-peer-pool.js";
 import { createInboundHttp } from "../http/inbound-http.js";
 import { createOutboundHttp } from "../http/outbound-http.js";
@@ -151,6 +152,7 @@ export class Sidecar {
   private adminServer: net.Server | undefined;
   private readonly outboundServers: net.Server[] = [];
   private pool: Http2PeerPool | undefined;
+  private h1Pool: Http1PeerPool | undefined;
   private inboundHttp: ReturnType<typeof createInboundHttp> | undefined;
   private stream: ConfigStream | undefined;
   private health: HealthChecker | undefined;
@@ -232,6 +234,9 @@ export class Sidecar {
     this.metrics.certExpiry.set(this.identity.status().notAfter / 1000);
     this.identity.onChange(() => this.metrics.certExpiry.set((this.identity?.status().notAfter ?? 0) / 1000));
     this.pool = new Http2PeerPool({ source: this.identity, logger: this.log });
+    // HTTP/1.1 apps' requests cross the mesh on kept-alive HTTP/1.1 (http/README.md says why);
+    // WEFT_PEER_HTTP1=0 sends everything over the HTTP/2 sessions instead (for comparisons).
+    if (process.env.WEFT_PEER_HTTP1 !== "0") this.h1Pool = new Http1PeerPool({ source: this.identity });
     this.startInbound();
     this.inboundPort = await listen(
       this.inboundServer as TlsServer,
@@ -531,6 +536,7 @@ export class Sidecar {
         route: (head, headers) => this.listenerRoutes.get(service)?.decide(head, headers) ?? NO_ROUTE_CONFIG,
         onMirror: (cluster, result) => this.metrics.mirrors.inc({ destination_cluster: cluster, result }),
         pool: this.pool as Http2PeerPool,
+        ...(this.h1Pool !== undefined ? { h1Pool: this.h1Pool } : {}),
         logger: this.log,
         onRequestStart: (head, upgrade) => this.observers.outbound(service, head, upgrade),
         onRequest: (e) => {
@@ -623,8 +629,13 @@ export class Sidecar {
       this.inboundHttp?.destroy();
       for (const h of this.outboundByService.values()) h.destroy();
     }
-    if (drained) await this.pool?.close();
-    else this.pool?.destroy();
+    if (drained) {
+      this.h1Pool?.close();
+      await this.pool?.close();
+    } else {
+      this.h1Pool?.destroy();
+      this.pool?.destroy();
+    }
     this.identity?.dispose();
     this.tap.close();
     await this.observers.shutdown();

@@ -15,6 +15,7 @@ import { createTestRoot, issueTestLeaf, type TestLeaf } from "@weft/testkit";
 import { clearSvidCache, TrustBundle } from "../../identity/svid.js";
 import { createMaterialSource } from "../../transport/material-source.js";
 import { createMtlsServer, type MaterialSource } from "../../transport/mtls.js";
+import { Http1PeerPool } from "../h1-peer-pool.js";
 import { Http2PeerPool } from "../h2-peer-pool.js";
 import { createInboundHttp, type InboundHttp } from "../inbound-http.js";
 import { createOutboundHttp, type OutboundHttp } from "../outbound-http.js";
@@ -100,6 +101,8 @@ export interface ChainOptions {
   limits?: Partial<HttpLimits>;
   /** undefined cluster (no config yet). */
   noCluster?: boolean;
+  /** "h1": HTTP/1.1 apps' plain requests cross on kept-alive HTTP/1.1 connections (as in the sidecar). */
+  hop?: "h1";
 }
 
 export interface Chain {
@@ -108,6 +111,9 @@ export interface Chain {
   inbound: InboundHttp;
   outbound: OutboundHttp;
   pool: Http2PeerPool;
+  h1Pool: Http1PeerPool | undefined;
+  /** The inbound side's verified sockets, open ones only. */
+  inboundSockets: Set<net.Socket>;
   /** ALPN of every connection the inbound mTLS listener accepted. */
   mtlsConnections: string[];
   /** Connections the app made to the outbound listener. */
@@ -174,6 +180,7 @@ export async function startChain(opts: ChainOptions): Promise<Chain> {
   const inboundPort = await listen(mtls);
 
   const pool = new Http2PeerPool({ source: c.source("web"), logger });
+  const h1Pool = opts.hop === "h1" ? new Http1PeerPool({ source: c.source("web") }) : undefined;
   const chain: Partial<Chain> & { dones: number; picks: string[] } = { dones: 0, picks: [] };
   let cluster: UpstreamCluster | undefined;
   const makeCluster = (spec: ClusterSpec): UpstreamCluster => {
@@ -210,6 +217,7 @@ export async function startChain(opts: ChainOptions): Promise<Chain> {
         }
       : {}),
     pool,
+    ...(h1Pool !== undefined ? { h1Pool } : {}),
     logger,
     onRequest: (e) => outboundEvents.push(e),
     ...(opts.limits ? { limits: opts.limits } : {}),
@@ -229,6 +237,8 @@ export async function startChain(opts: ChainOptions): Promise<Chain> {
     inbound,
     outbound,
     pool,
+    h1Pool,
+    inboundSockets: mtlsSockets,
     mtlsConnections,
     outboundEvents,
     inboundEvents,
@@ -240,6 +250,7 @@ export async function startChain(opts: ChainOptions): Promise<Chain> {
     async close() {
       outbound.destroy();
       pool.destroy();
+      h1Pool?.destroy();
       inbound.destroy();
       for (const s of frontSockets) s.destroy();
       for (const s of mtlsSockets) s.destroy();
