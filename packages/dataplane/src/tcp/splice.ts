@@ -7,6 +7,7 @@
  * true`, or Node ends the write half itself on the first FIN.
  */
 import type { Socket } from "node:net";
+import { pump } from "../http/pump.js";
 
 export interface SpliceResult {
   /** Bytes from a to b and from b to a. */
@@ -44,12 +45,6 @@ export function splice(
     linger = setTimeout(() => other.destroy(), LINGER_MS);
     linger.unref();
   };
-  a.on("data", (c: Buffer) => {
-    r.aToB += c.length;
-  });
-  b.on("data", (c: Buffer) => {
-    r.bToA += c.length;
-  });
   a.on("error", fail);
   b.on("error", fail);
   a.once("close", onClose(b));
@@ -59,6 +54,13 @@ export function splice(
     a.setTimeout(opts.idleTimeoutMs, idle);
     b.setTimeout(opts.idleTimeoutMs, idle);
   }
-  a.pipe(b);
-  b.pipe(a);
+  // One listener per direction that counts and writes (pump), rather than pipe plus a counter.
+  pump(a, b, (n) => {
+    r.aToB += n;
+  });
+  pump(b, a, (n) => {
+    r.bToA += n;
+  });
+  a.once("end", () => b.end());
+  b.once("end", () => a.end());
 }
