@@ -1,16 +1,19 @@
 // The platform floor next to the Weft pair: how much of a Weft sidecar's
-// CPU per request is Node.js itself. Three paths carry the same HTTP/1.1
+// CPU per request is Node.js itself. Five paths carry the same HTTP/1.1
 // keep-alive traffic (wrk -c32, 32 B responses) in interleaved rounds:
-//   direct        wrk -> app
-//   node floor    wrk -> floor front -> HTTP/2 over mTLS -> floor back -> app
-//                 (bench/lib/floor-relay.mjs: Weft's architecture, none of its features)
-//   weft          wrk -> client sidecar -> HTTP/2 over mTLS -> server sidecar -> app
+//   direct     wrk -> app
+//   floor      wrk -> floor front -> HTTP/1.1 over mTLS -> floor back -> app
+//   weft       wrk -> client sidecar -> HTTP/1.1 over mTLS -> server sidecar -> app
+//   floor-h2   the floor pair with one HTTP/2 session between its two sides
+//   weft-h2    the Weft pair with WEFT_PEER_HTTP1=0 (HTTP/2 between the sidecars)
+// (bench/lib/floor-relay.mjs: Weft's architecture, none of its features)
 // and reports req/s and CPU µs per request of each proxy. Weft's own cost is
-// the difference between its pair and the floor pair; the rest is what any
-// Node.js proxy of this shape pays on this machine.
+// the difference between its pair and the floor pair of the same hop; the
+// rest is what any Node.js proxy of this shape pays on this machine. The two
+// hops side by side show what the HTTP/1.1 mesh hop buys.
 //
 //   node bench/node-floor.mjs [--quick]
-// BENCH_PROXY_NODE_FLAGS="--cpu-prof --cpu-prof-dir=DIR" profiles all four proxies.
+// BENCH_PROXY_NODE_FLAGS="--cpu-prof --cpu-prof-dir=DIR" profiles every proxy.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -43,8 +46,13 @@ const r1 = (x) => Math.round(x * 10) / 10;
 const work = mkdtempSync(join(tmpdir(), "weft-bench-floor-"));
 const srv = await startBenchServer("node-floor", QUICK ? 180_000 : 600_000);
 const procs = [];
-const spawn = async (args, ready, what, flags = []) => {
-  const p = await spawnReady(process.execPath, [...flags, ...args], { ready, what, timeoutMs: 60_000 });
+const spawn = async (args, ready, what, flags = [], env = undefined) => {
+  const p = await spawnReady(process.execPath, [...flags, ...args], {
+    ready,
+    what,
+    timeoutMs: 60_000,
+    ...(env ? { env } : {}),
+  });
   procs.push(p);
   return p;
 };
@@ -62,24 +70,29 @@ try {
   );
   const appPort = Number(apps.match[1]);
 
-  // The floor pair, with certificates from Weft's CA.
+  // The floor pairs, with certificates from Weft's CA.
   const back = await issueFromWeftCa(client, work, "floor-back", trustDomain);
   const front = await issueFromWeftCa(client, work, "floor-front", trustDomain);
   const relay = join(ROOT, "bench/lib/floor-relay.mjs");
   const floorReady = /floor ready port=(\d+)/;
-  const floorBack = await spawn(
-    [relay, "back", "0", String(appPort), back.crt, back.ca],
-    floorReady,
-    "floor back",
-  );
-  const floorFront = await spawn(
-    [relay, "front", "0", floorBack.match[1], front.crt, front.ca],
-    floorReady,
-    "floor front",
-    PROXY_FLAGS,
-  );
+  const floorPair = async (hop) => {
+    const b = await spawn(
+      [relay, "back", "0", String(appPort), back.crt, back.ca, hop],
+      floorReady,
+      `floor back ${hop}`,
+      PROXY_FLAGS,
+    );
+    const f = await spawn(
+      [relay, "front", "0", b.match[1], front.crt, front.ca, hop],
+      floorReady,
+      `floor front ${hop}`,
+      PROXY_FLAGS,
+    );
+    return { port: Number(f.match[1]), proxies: [f, b] };
+  };
 
-  // The Weft pair.
+  // The Weft pairs: two client sidecars (the mesh hop chosen by WEFT_PEER_HTTP1) in front of one
+  // server sidecar, which serves both hops; runs are sequential, so its CPU is each run's own.
   const sidecar = (service, extra) => sidecarArgs(srv, { service, appPort, protocol: "http", extra });
   const weftServer = await spawn(
     sidecar("floor-http", []),
@@ -87,23 +100,29 @@ try {
     "weft server sidecar",
     PROXY_FLAGS,
   );
-  const upstreamPort = await freePort();
-  const weftClient = await spawn(
-    sidecar("floor-client", ["--upstream", `floor-http=${upstreamPort}`]),
-    SIDECAR_READY,
-    "weft client sidecar",
-    PROXY_FLAGS,
-  );
+  const weftClient = async (hop) => {
+    const port = await freePort();
+    const p = await spawn(
+      sidecar("floor-client", ["--upstream", `floor-http=${port}`]),
+      SIDECAR_READY,
+      `weft client sidecar (${hop} hop)`,
+      PROXY_FLAGS,
+      hop === "h2" ? { ...process.env, WEFT_PEER_HTTP1: "0" } : undefined,
+    );
+    return { port, proxies: [p, weftServer] };
+  };
 
   const paths = {
     direct: { port: appPort, proxies: [] },
-    floor: { port: Number(floorFront.match[1]), proxies: [floorFront, floorBack] },
-    weft: { port: upstreamPort, proxies: [weftClient, weftServer] },
+    floor: await floorPair("h1"),
+    weft: await weftClient("h1"),
+    "floor-h2": await floorPair("h2"),
+    "weft-h2": await weftClient("h2"),
   };
   // Wait until every path answers (the Weft client sidecar needs its snapshot and the endpoint).
   for (const p of Object.values(paths)) await probeUntilOk("http1", p.port, "/", 60_000);
 
-  const runs = { direct: [], floor: [], weft: [] };
+  const runs = Object.fromEntries(Object.keys(paths).map((name) => [name, []]));
   for (let round = 0; round < CFG.rounds; round++) {
     for (const [name, p] of Object.entries(paths)) {
       await runWrk({ port: p.port, connections: CONNECTIONS, durationS: CFG.warmupS });
@@ -112,7 +131,7 @@ try {
       const us = p.proxies.map((x, i) => ((cpuSeconds(x.pid) - before[i]) / Math.max(1, w.requests)) * 1e6);
       runs[name].push({ rps: w.achievedRps, errors: w.errors, latencyMs: w.latencyMs, proxyUs: us });
       console.log(
-        `round ${round + 1} ${name.padEnd(6)} ${w.achievedRps} req/s${us.length ? `, µs/req front ${us[0].toFixed(0)} back ${us[1].toFixed(0)}` : ""}`,
+        `round ${round + 1} ${name.padEnd(8)} ${w.achievedRps} req/s${us.length ? `, µs/req front ${us[0].toFixed(0)} back ${us[1].toFixed(0)}` : ""}`,
       );
     }
   }
@@ -132,10 +151,18 @@ try {
           }),
     };
   }
-  summary.weftOverFloor = {
-    clientProxy: r1(summary.weft.clientProxyUs / summary.floor.clientProxyUs),
-    serverProxy: r1(summary.weft.serverProxyUs / summary.floor.serverProxyUs),
-    throughput: Math.round((summary.weft.rps / summary.floor.rps) * 100) / 100,
+  const over = (a, b) => ({
+    clientProxy: r1(summary[a].clientProxyUs / summary[b].clientProxyUs),
+    serverProxy: r1(summary[a].serverProxyUs / summary[b].serverProxyUs),
+    throughput: Math.round((summary[a].rps / summary[b].rps) * 100) / 100,
+  });
+  summary.weftOverFloor = over("weft", "floor");
+  summary.weftOverFloorH2 = over("weft-h2", "floor-h2");
+  // What the HTTP/1.1 mesh hop buys Weft: CPU ratios below 1 and a throughput ratio above 1 favour it.
+  summary.weftH1OverH2 = {
+    clientProxy: Math.round((summary.weft.clientProxyUs / summary["weft-h2"].clientProxyUs) * 100) / 100,
+    serverProxy: Math.round((summary.weft.serverProxyUs / summary["weft-h2"].serverProxyUs) * 100) / 100,
+    throughput: Math.round((summary.weft.rps / summary["weft-h2"].rps) * 100) / 100,
   };
   const result = {
     bench: "node-floor",
@@ -148,12 +175,18 @@ try {
   };
   const file = writeResult("node-floor", result);
   const s = summary;
+  const line = (name, label) =>
+    `  ${label.padEnd(22)}${s[name].rps} req/s, CPU µs/req client ${s[name].clientProxyUs}, server ${s[name].serverProxyUs}\n`;
   console.log(
     `\nHTTP/1.1 32 B, wrk -c${CONNECTIONS}, median of ${CFG.rounds} interleaved rounds:\n` +
-      `  direct      ${s.direct.rps} req/s\n` +
-      `  node floor  ${s.floor.rps} req/s, CPU µs/req client ${s.floor.clientProxyUs}, server ${s.floor.serverProxyUs}\n` +
-      `  weft        ${s.weft.rps} req/s, CPU µs/req client ${s.weft.clientProxyUs}, server ${s.weft.serverProxyUs}\n` +
-      `  weft / floor: CPU ${s.weftOverFloor.clientProxy}× client, ${s.weftOverFloor.serverProxy}× server; throughput ${s.weftOverFloor.throughput}\n` +
+      `  direct                ${s.direct.rps} req/s\n` +
+      line("floor", "node floor, h1 hop") +
+      line("weft", "weft, h1 hop") +
+      line("floor-h2", "node floor, h2 hop") +
+      line("weft-h2", "weft, h2 hop") +
+      `  weft / floor (h1 hop): CPU ${s.weftOverFloor.clientProxy}× client, ${s.weftOverFloor.serverProxy}× server; throughput ${s.weftOverFloor.throughput}\n` +
+      `  weft / floor (h2 hop): CPU ${s.weftOverFloorH2.clientProxy}× client, ${s.weftOverFloorH2.serverProxy}× server; throughput ${s.weftOverFloorH2.throughput}\n` +
+      `  weft h1 hop / h2 hop:  CPU ${s.weftH1OverH2.clientProxy}× client, ${s.weftH1OverH2.serverProxy}× server; throughput ${s.weftH1OverH2.throughput}\n` +
       `wrote ${file}`,
   );
 } finally {

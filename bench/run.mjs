@@ -121,9 +121,7 @@ const md = [
   "",
   "## The Node.js floor (issue #6)",
   "",
-  r.nodeFloor
-    ? `HTTP/1.1 32 B, wrk -c32, interleaved: a bare Node.js relay pair with Weft's shape (node:http -> HTTP/2 over mTLS -> undici to the app; \`bench/lib/floor-relay.mjs\`) ${n(r.nodeFloor.summary.floor.rps)} req/s at ${r.nodeFloor.summary.floor.clientProxyUs} / ${r.nodeFloor.summary.floor.serverProxyUs} µs CPU per request (client / server); the Weft pair ${n(r.nodeFloor.summary.weft.rps)} req/s at ${r.nodeFloor.summary.weft.clientProxyUs} / ${r.nodeFloor.summary.weft.serverProxyUs} µs, ${r.nodeFloor.summary.weftOverFloor.clientProxy}× / ${r.nodeFloor.summary.weftOverFloor.serverProxy}× the floor (\`bench/node-floor.mjs\`).`
-    : "(the node-floor bench did not finish)",
+  r.nodeFloor ? nodeFloorText(r.nodeFloor.summary) : "(the node-floor bench did not finish)",
   "",
   "## Telemetry (issue #8)",
   "",
@@ -161,3 +159,19 @@ writeFileSync(file.replace(/\.json$/, ".md"), md);
 console.log(`\n${md}`);
 console.log(`wrote ${file} (and .md)`);
 process.exit(failed.length ? 1 : 0);
+
+/** The node-floor bench in one paragraph: both floors, both Weft hops, and what the HTTP/1.1 hop buys. */
+function nodeFloorText(f) {
+  const n = (x) => Math.round(x).toLocaleString("en-US");
+  const pair = (p) => `${n(p.rps)} req/s at ${p.clientProxyUs} / ${p.serverProxyUs} µs`;
+  return (
+    "HTTP/1.1 32 B, wrk -c32, interleaved, CPU per request client / server: a bare Node.js relay pair with " +
+    "Weft's shape (node:http -> mTLS -> undici to the app; `bench/lib/floor-relay.mjs`) " +
+    `${pair(f.floor)} with HTTP/1.1 between its sides, ${pair(f["floor-h2"])} with HTTP/2; ` +
+    `the Weft pair ${pair(f.weft)} (HTTP/1.1 mesh hop, ${f.weftOverFloor.clientProxy}× / ` +
+    `${f.weftOverFloor.serverProxy}× its floor), ${pair(f["weft-h2"])} with WEFT_PEER_HTTP1=0 ` +
+    `(${f.weftOverFloorH2.clientProxy}× / ${f.weftOverFloorH2.serverProxy}×); the HTTP/1.1 hop costs Weft ` +
+    `${f.weftH1OverH2.clientProxy}× / ${f.weftH1OverH2.serverProxy}× the CPU of the HTTP/2 hop for ` +
+    `${f.weftH1OverH2.throughput}× the throughput (\`bench/node-floor.mjs\`).`
+  );
+}
