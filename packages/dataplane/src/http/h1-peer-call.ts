@@ -58,8 +58,16 @@ export class PeerH1Call extends UndiciCall {
     return undefined;
   }
 
-  protected failedEarly(err: Error, code: string): void {
+  /**
+   * Whatever the error, the connection goes back: the pool keeps it only if it is still usable
+   * (a request cancelled before it was written leaves it so; an abort in flight closes it).
+   */
+  override onError(err: Error): void {
+    super.onError(err);
     this.#pool.release(this.#conn);
+  }
+
+  protected failedEarly(err: Error, code: string): void {
     if (code === STALE_CONNECTION || this.#conn.peerEnded) {
       this.stale = true;
       this.fail("refused", `peer connection closed before the request: ${err.message}`);

@@ -113,10 +113,17 @@ export class PeerConnection {
   }
 }
 
+/** A request waiting for a connection to a peer to come free: given one, or "retry" (a lease may be free). */
+type Waiter = (conn: PeerConnection | "retry") => void;
+
 export class Http1PeerPool {
   readonly #opts: Http1PeerPoolOptions;
   /** Idle connections per peer, most recently used last. */
   readonly #idle = new Map<string, PeerConnection[]>();
+  /** Connections out for an exchange, per peer. */
+  readonly #busy = new Map<string, number>();
+  /** Requests waiting for one of those, per peer, oldest first. */
+  readonly #waiters = new Map<string, Waiter[]>();
   readonly #live = new Set<PeerConnection>();
   #closed = false;
 
@@ -135,7 +142,7 @@ export class Http1PeerPool {
     if (idle === undefined) return undefined;
     for (let c = idle.pop(); c !== undefined; c = idle.pop()) {
       if (c.usable) {
-        c.take();
+        this.#taken(c);
         return c;
       }
       c.destroy();
@@ -143,9 +150,25 @@ export class Http1PeerPool {
     return undefined;
   }
 
+  #taken(conn: PeerConnection): void {
+    conn.take();
+    this.#countBusy(conn.key, 1);
+  }
+
+  /** Connections out for an exchange, or being connected for one: what a waiting request may get. */
+  #countBusy(key: string, delta: number): void {
+    const n = (this.#busy.get(key) ?? 0) + delta;
+    if (n > 0) this.#busy.set(key, n);
+    else this.#busy.delete(key);
+  }
+
   /**
-   * A new connection, taken for one exchange. It holds one of the cluster's
-   * connections (`lease`) until it closes; none left → ConnectionLimitReached,
+   * A connection for one exchange when none is idle: a new one, holding one
+   * of the cluster's connections (`lease`) until it closes. With none left,
+   * the request waits, as Envoy's pending requests do, for a connection to
+   * this peer that another exchange releases (at most `connectTimeoutMs`,
+   * the time a connect may take anyway); when no exchange with this peer is
+   * in progress there is nothing to wait for: ConnectionLimitReached at once,
    * nothing attempted. Rejects as connectMtls does otherwise.
    */
   async connect(
@@ -155,8 +178,19 @@ export class Http1PeerPool {
     lease?: ConnectionLease,
   ): Promise<PeerConnection> {
     if (this.#closed) throw weftError("WEFT_ERR_UNAVAILABLE", { detail: "peer pool closed" });
-    const release = lease?.();
-    if (lease !== undefined && release === undefined) throw new ConnectionLimitReached();
+    const key = keyOf(ep, expectService);
+    let release = lease?.();
+    if (lease !== undefined && release === undefined) {
+      if (!this.#busy.has(key)) throw new ConnectionLimitReached();
+      const freed = await this.#wait(key, connectTimeoutMs);
+      if (freed === "timeout") throw new ConnectionLimitReached();
+      if (freed !== "retry") return freed;
+      // A connection closed meanwhile: its lease may be ours now.
+      release = lease();
+      if (release === undefined) throw new ConnectionLimitReached();
+    }
+    // Counted as out from now: requests that find the limit reached wait for this one too.
+    this.#countBusy(key, 1);
     let socket: TLSSocket;
     try {
       ({ socket } = await connectMtls({
@@ -169,15 +203,18 @@ export class Http1PeerPool {
       }));
     } catch (e) {
       release?.();
+      this.#countBusy(key, -1);
+      // A request waiting for this connection tries for itself (the lease is free again).
+      this.#nextWaiter(key)?.("retry");
       throw e;
     }
     if (release !== undefined) socket.once("close", release);
     socket.on("error", () => {});
     if (this.#closed) {
       socket.destroy();
+      this.#countBusy(key, -1);
       throw weftError("WEFT_ERR_UNAVAILABLE", { detail: "peer pool closed" });
     }
-    const key = keyOf(ep, expectService);
     const conn = new PeerConnection(key, socket, `http://${authorityOf(ep)}`);
     this.#live.add(conn);
     conn.take();
@@ -188,11 +225,54 @@ export class Http1PeerPool {
     return conn;
   }
 
-  /** The exchange on `conn` is over: it goes back to the pool if it can take another request. */
+  /** Until a connection to this peer is released, or closes ("retry"), within `ms` ("timeout"). */
+  #wait(key: string, ms: number): Promise<PeerConnection | "retry" | "timeout"> {
+    return new Promise((resolve) => {
+      let waiters = this.#waiters.get(key);
+      if (waiters === undefined) {
+        waiters = [];
+        this.#waiters.set(key, waiters);
+      }
+      const timer = setTimeout(() => {
+        const i = waiters.indexOf(waiter);
+        if (i !== -1) waiters.splice(i, 1);
+        if (waiters.length === 0 && this.#waiters.get(key) === waiters) this.#waiters.delete(key);
+        resolve("timeout");
+      }, ms);
+      const waiter: Waiter = (conn) => {
+        clearTimeout(timer);
+        resolve(conn);
+      };
+      waiters.push(waiter);
+    });
+  }
+
+  /** The oldest request waiting for a connection to this peer, taken off the queue. */
+  #nextWaiter(key: string): Waiter | undefined {
+    const waiters = this.#waiters.get(key);
+    const w = waiters?.shift();
+    if (waiters !== undefined && waiters.length === 0) this.#waiters.delete(key);
+    return w;
+  }
+
+  /** The exchange on `conn` is over: it goes to a waiting request, or back to the pool if it can take another. */
   release(conn: PeerConnection): void {
     if (!conn.release()) return;
+    this.#countBusy(conn.key, -1);
     if (this.#closed || !conn.usable) {
       conn.destroy();
+      // Its lease is free once it has closed: a waiting request may connect anew.
+      const w = this.#nextWaiter(conn.key);
+      if (w !== undefined) {
+        if (conn.socket.closed) w("retry");
+        else conn.socket.once("close", () => w("retry"));
+      }
+      return;
+    }
+    const w = this.#nextWaiter(conn.key);
+    if (w !== undefined) {
+      this.#taken(conn);
+      w(conn);
       return;
     }
     let idle = this.#idle.get(conn.key);
@@ -217,6 +297,8 @@ export class Http1PeerPool {
   /** Graceful: idle connections close now, busy ones when their exchange ends. */
   close(): void {
     this.#closed = true;
+    for (const waiters of this.#waiters.values()) for (const w of waiters) w("retry");
+    this.#waiters.clear();
     for (const idle of this.#idle.values()) for (const c of idle) c.destroy();
     this.#idle.clear();
   }

@@ -1,6 +1,7 @@
 import http from "node:http";
 import { Readable } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
+import { CircuitBreaker } from "../cluster/breaker.js";
 import { FLAGS_HEADER } from "./flags.js";
 import { REFUSED_HEADER } from "./headers.js";
 import { deadPort, httpRequest, startChain, startHttpApp } from "./testdata/chain.js";
@@ -68,6 +69,36 @@ describe("HTTP/1.1 between the sidecars", () => {
     expect(opened).toBe(12);
     expect((await wave()).map((r) => r.status)).toEqual(Array(12).fill(200));
     expect(chain.mtlsConnections).toHaveLength(opened);
+  });
+
+  it("at the connection limit, requests wait for a connection to the peer to come free (pending), bounded by the connect timeout", async () => {
+    const overflows: string[] = [];
+    const breaker = new CircuitBreaker(
+      { maxConnections: 2, maxPendingRequests: 100, maxRequests: 100, maxRetries: 3 },
+      (limit) => overflows.push(limit),
+    );
+    const { app, chain } = await h1Chain((req, res) => {
+      const ms = Number(new URL(req.url ?? "/", "http://x").searchParams.get("ms") ?? "30");
+      setTimeout(() => res.end("ok"), ms);
+    });
+    chain.setCluster({ breaker, connectTimeoutMs: 500 });
+    const six = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => httpRequest(chain.outboundPort, { path: `/w${i}?ms=30` })),
+    );
+    expect(six.map((r) => r.status)).toEqual(Array(6).fill(200));
+    expect(chain.mtlsConnections).toEqual(["http/1.1", "http/1.1"]);
+    expect(app.requests).toHaveLength(6);
+    // Both connections held longer than the connect timeout: a waiting request gives up with 503 UO.
+    const slow = [1, 2].map(() => httpRequest(chain.outboundPort, { path: "/slow?ms=1500" }));
+    await new Promise((r) => setTimeout(r, 100));
+    const started = Date.now();
+    const third = await httpRequest(chain.outboundPort, { path: "/third" });
+    expect(third.status).toBe(503);
+    expect(third.headers[FLAGS_HEADER]).toBe("UO");
+    expect(Date.now() - started).toBeGreaterThanOrEqual(450);
+    expect((await Promise.all(slow)).map((r) => r.status)).toEqual([200, 200]);
+    expect(chain.mtlsConnections).toHaveLength(2);
+    expect(app.requests.some((r) => r.url === "/third")).toBe(false);
   });
 
   it("a chunked request body (trailers may follow) takes the HTTP/2 session instead", async () => {

@@ -12,6 +12,7 @@ import http2 from "node:http2";
 import net, { type AddressInfo } from "node:net";
 import type { TLSSocket, Server as TlsServer } from "node:tls";
 import { createTestRoot, issueTestLeaf, type TestLeaf } from "@weft/testkit";
+import type { Breaker } from "../../cluster/breaker.js";
 import { clearSvidCache, TrustBundle } from "../../identity/svid.js";
 import { createMaterialSource } from "../../transport/material-source.js";
 import { createMtlsServer, type MaterialSource } from "../../transport/mtls.js";
@@ -87,6 +88,7 @@ export interface ClusterSpec {
   requestTimeoutMs?: number;
   /** Default: the inbound listener alone. */
   endpoints?: Endpoint[];
+  breaker?: Breaker;
 }
 
 export interface ChainOptions {
@@ -190,6 +192,7 @@ export async function startChain(opts: ChainOptions): Promise<Chain> {
       protocol: spec.protocol ?? opts.app.protocol,
       connectTimeoutMs: spec.connectTimeoutMs ?? 2_000,
       ...(spec.requestTimeoutMs !== undefined ? { requestTimeoutMs: spec.requestTimeoutMs } : {}),
+      ...(spec.breaker !== undefined ? { breaker: spec.breaker } : {}),
       pick({ exclude }): PickedEndpoint | undefined {
         const ep = endpoints.find((e) => !exclude.has(e.id));
         if (ep === undefined) return undefined;
