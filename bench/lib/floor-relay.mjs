@@ -43,6 +43,23 @@ function fromUndici(r, respond, sink) {
   r.body.pipe(sink);
 }
 
+/** A node:http request handler that relays every request through an undici Pool. */
+function viaPool(pool) {
+  return (req, res) => {
+    const headers = {};
+    for (const [k, v] of Object.entries(req.headers)) if (!HOP.has(k)) headers[k] = v;
+    const bodyless =
+      req.headers["content-length"] === undefined && req.headers["transfer-encoding"] === undefined;
+    pool
+      .request({ method: req.method, path: req.url, headers, body: bodyless ? null : req })
+      .then((r) => fromUndici(r, (status, h) => res.writeHead(status, h), res))
+      .catch(() => {
+        if (!res.headersSent) res.writeHead(502);
+        res.end();
+      });
+  };
+}
+
 if (role === "front" && hop === "h1") {
   const peer = new Pool(`https://127.0.0.1:${nextArg}`, {
     connections: 1024,
@@ -53,19 +70,7 @@ if (role === "front" && hop === "h1") {
       ALPNProtocols: ["http/1.1"],
     },
   });
-  const server = http.createServer((req, res) => {
-    const headers = {};
-    for (const [k, v] of Object.entries(req.headers)) if (!HOP.has(k)) headers[k] = v;
-    const bodyless =
-      req.headers["content-length"] === undefined && req.headers["transfer-encoding"] === undefined;
-    peer
-      .request({ method: req.method, path: req.url, headers, body: bodyless ? null : req })
-      .then((r) => fromUndici(r, (status, h) => res.writeHead(status, h), res))
-      .catch(() => {
-        if (!res.headersSent) res.writeHead(502);
-        res.end();
-      });
-  });
+  const server = http.createServer(viaPool(peer));
   server.keepAliveTimeout = 60_000;
   listen(server);
 } else if (role === "front") {
@@ -103,19 +108,7 @@ if (role === "front" && hop === "h1") {
   listen(server);
 } else if (hop === "h1") {
   const app = new Pool(`http://127.0.0.1:${nextArg}`, { connections: 1024 });
-  const server = https.createServer({ ...tls, requestCert: true, rejectUnauthorized: true }, (req, res) => {
-    const headers = {};
-    for (const [k, v] of Object.entries(req.headers)) if (!HOP.has(k)) headers[k] = v;
-    const bodyless =
-      req.headers["content-length"] === undefined && req.headers["transfer-encoding"] === undefined;
-    app
-      .request({ method: req.method, path: req.url, headers, body: bodyless ? null : req })
-      .then((r) => fromUndici(r, (status, h) => res.writeHead(status, h), res))
-      .catch(() => {
-        if (!res.headersSent) res.writeHead(502);
-        res.end();
-      });
-  });
+  const server = https.createServer({ ...tls, requestCert: true, rejectUnauthorized: true }, viaPool(app));
   server.keepAliveTimeout = 60_000;
   listen(server);
 } else {

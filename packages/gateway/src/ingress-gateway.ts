@@ -21,6 +21,7 @@ import { Backoff, type Clock, describeError, isWeftError, systemClock, type Time
 import {
   ClusterSet,
   ConfigStream,
+  closePeerPools,
   compileListenerRoutes,
   createAdminServer,
   type DataplaneLogger,
@@ -468,13 +469,7 @@ export class IngressGateway {
       new Promise<false>((r) => setTimeout(() => r(false), drainMs).unref()),
     ]);
     if (!drained) for (const l of this.listeners) l.destroy();
-    if (drained) {
-      this.h1Pool?.close();
-      await this.pool?.close();
-    } else {
-      this.h1Pool?.destroy();
-      this.pool?.destroy();
-    }
+    await closePeerPools(drained, this.pool, this.h1Pool);
     this.providers.dispose();
     this.identity?.dispose();
     await new Promise<void>((resolve) => (this.admin ? this.admin.close(() => resolve()) : resolve()));

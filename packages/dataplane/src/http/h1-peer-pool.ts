@@ -7,6 +7,7 @@ import {
   authorityOf,
   type ConnectionLease,
   ConnectionLimitReached,
+  type Http2PeerPool,
   keyOf,
   type PeerEndpoint,
 } from "./h2-peer-pool.js";
@@ -308,5 +309,20 @@ export class Http1PeerPool {
     this.close();
     for (const c of this.#live) c.destroy();
     this.#live.clear();
+  }
+}
+
+/** Closes both peer pools of a proxy: gracefully after a drain, else at once. */
+export async function closePeerPools(
+  drained: boolean,
+  h2: Http2PeerPool | undefined,
+  h1: Http1PeerPool | undefined,
+): Promise<void> {
+  if (drained) {
+    h1?.close();
+    await h2?.close();
+  } else {
+    h1?.destroy();
+    h2?.destroy();
   }
 }

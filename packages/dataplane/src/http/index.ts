@@ -7,7 +7,7 @@
  */
 export { type AppTarget, createAppClient } from "./app-client.js";
 export { FLAGS_HEADER, Flag, FlagSet, NO_FLAGS } from "./flags.js";
-export { Http1PeerPool, type Http1PeerPoolOptions } from "./h1-peer-pool.js";
+export { closePeerPools, Http1PeerPool, type Http1PeerPoolOptions } from "./h1-peer-pool.js";
 export { Http2PeerPool, type Http2PeerPoolOptions, type PeerEndpoint } from "./h2-peer-pool.js";
 export { HOP_BY_HOP, isInternalHeader, XFCC } from "./headers.js";
 export {

@@ -22,7 +22,7 @@ import type { ProxySnapshot, SnapshotProtocol } from "@weft/api/snapshot";
 import { type Clock, describeError, isWeftError, systemClock, weftError } from "@weft/core";
 import { HealthChecker } from "../health/checker.js";
 import type { HealthCheckSpec, ProbeResult } from "../health/result.js";
-import { Http1PeerPool } from "../http/h1-peer-pool.js";
+import { closePeerPools, Http1PeerPool } from "../http/h1-peer-pool.js";
 import { Http2PeerPool } from "../http/h2-peer-pool.js";
 import { createInboundHttp } from "../http/inbound-http.js";
 import { createOutboundHttp } from "../http/outbound-http.js";
@@ -629,13 +629,7 @@ export class Sidecar {
       this.inboundHttp?.destroy();
       for (const h of this.outboundByService.values()) h.destroy();
     }
-    if (drained) {
-      this.h1Pool?.close();
-      await this.pool?.close();
-    } else {
-      this.h1Pool?.destroy();
-      this.pool?.destroy();
-    }
+    await closePeerPools(drained, this.pool, this.h1Pool);
     this.identity?.dispose();
     this.tap.close();
     await this.observers.shutdown();
