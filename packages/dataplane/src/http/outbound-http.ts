@@ -41,6 +41,7 @@ import {
   type IncomingHeaders,
   type OutboundRequestEvent,
   type PickedEndpoint,
+  type RemoteAddress,
   type RouteDecision,
   resolveLimits,
   type UpstreamCluster,
@@ -112,6 +113,7 @@ interface Result {
 }
 
 const NONE: ReadonlySet<string> = new Set();
+
 const FORWARDED_PROTO = "x-forwarded-proto";
 /** How a try that went out ended, as outlier detection counts it; undefined = not the endpoint's doing. */
 function tryResultOf(outcome: Awaited<ReturnType<typeof relay>>): TryResult | undefined {
@@ -246,7 +248,7 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
   const hashKeyOf = (
     cluster: UpstreamCluster,
     headers: IncomingHeaders,
-    remote: string | undefined,
+    remote: RemoteAddress,
   ): string | undefined => {
     try {
       return cluster.hashKey?.(headers, remote);
@@ -288,7 +290,7 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
     head: RequestHead,
     d: ForwardDecision,
     hashHeaders: IncomingHeaders,
-    remote: string | undefined,
+    remote: RemoteAddress,
     started: number,
   ): Promise<Result> {
     /** Changes only when every endpoint refused before anything was sent and a failover cluster takes over. */
@@ -598,7 +600,7 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
     down: Downstream,
     parsed: ReturnType<typeof h1RequestHead>,
     hashHeaders: IncomingHeaders,
-    remote: string | undefined,
+    remote: RemoteAddress,
     socket: Duplex | undefined,
   ): void {
     const started = performance.now();
@@ -643,7 +645,7 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
     head: RequestHead,
     d: ForwardDecision,
     hashHeaders: IncomingHeaders,
-    remote: string | undefined,
+    remote: RemoteAddress,
     started: number,
   ): Promise<Result> {
     const flags = new FlagSet();
@@ -675,13 +677,7 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
   const h1 = createH1Server(limits, tracker, {
     request(req: IncomingMessage, res: ServerResponse) {
       const down = h1Downstream(req, res, { closeAfter: () => tracker.draining });
-      exchange(
-        down,
-        h1RequestHead(req, { stripInternal: true }),
-        req.headers,
-        req.socket.remoteAddress,
-        req.socket,
-      );
+      exchange(down, h1RequestHead(req, { stripInternal: true }), req.headers, req.socket, req.socket);
     },
     upgrade(req: IncomingMessage, socket: Duplex, head: Buffer) {
       void upgrade(req, socket, head);
@@ -698,7 +694,7 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
         down,
         h2RequestHead(headers, { stripInternal: true }),
         headers,
-        stream.session?.socket?.remoteAddress,
+        stream.session?.socket,
         undefined,
       );
     },
@@ -743,7 +739,7 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
       const timeoutMs = d.requestTimeoutMs ?? cluster.requestTimeoutMs;
       const deadline = timeoutMs !== undefined && timeoutMs > 0 ? started + timeoutMs : undefined;
       const exclude = new Set<string>();
-      const hashKey = hashKeyOf(cluster, req.headers, req.socket.remoteAddress);
+      const hashKey = hashKeyOf(cluster, req.headers, req.socket);
       let failures = 0;
       for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
         const picked = pick(cluster, hashKey, exclude);

@@ -31,6 +31,12 @@ export interface PickedEndpoint {
   done(): void;
 }
 
+/**
+ * Where a request's connection comes from: a socket, read only when needed
+ * (`remoteAddress` is a getpeername(2) call on a connection's first read).
+ */
+export type RemoteAddress = { readonly remoteAddress?: string | undefined } | undefined;
+
 /** One upstream as the outbound side sees it; a new object may be supplied per request when config changes. */
 export interface UpstreamCluster {
   /** The snapshot's cluster name (`api.v2`), for logs and metrics; absent in tests that build one by hand. */
@@ -52,7 +58,7 @@ export interface UpstreamCluster {
   /** Skips ids in exclude; undefined = nothing left. Must not throw. */
   pick(ctx: { hashKey?: string; exclude: ReadonlySet<string> }): PickedEndpoint | undefined;
   /** Computes the ring-hash key from the request headers / source address, or undefined. */
-  hashKey?(headers: IncomingHeaders, remoteAddress: string | undefined): string | undefined;
+  hashKey?(headers: IncomingHeaders, remote: RemoteAddress): string | undefined;
 }
 
 /**

@@ -21,6 +21,7 @@ import { type Balancer, createBalancer } from "../cluster/lb/index.js";
 import { OutlierDetector, type OutlierEjection, type TryResult } from "../cluster/outlier.js";
 import { RetryBudget } from "../http/retry-budget.js";
 import { compileRetryPolicy, type RetryPolicy } from "../http/retry-policy.js";
+import type { RemoteAddress } from "../http/types.js";
 import type { PickedEndpoint } from "../tcp/tcp-proxy.js";
 
 /** What the clusters tell the sidecar about (metrics, logs). Must not throw. */
@@ -147,27 +148,27 @@ export class LiveCluster {
     return r.type === "complete" ? r : undefined;
   }
 
-  /** The ring-hash key of a request: the first `hashOn` input present, else the source address. */
-  hashKey(
-    headers: Record<string, string | string[] | undefined>,
-    remoteAddress: string | undefined,
-  ): string | undefined {
+  /**
+   * The ring-hash key of a request: the first `hashOn` input present, else the source address
+   * (read from `remote` only then: it is a getpeername(2) call on a connection's first read).
+   */
+  hashKey(headers: Record<string, string | string[] | undefined>, remote: RemoteAddress): string | undefined {
     const lb = this.config.lb;
     if (lb.policy !== "ring_hash") return undefined;
     for (const h of lb.hashOn ?? []) {
-      const v = hashInput(h, headers, remoteAddress);
+      const v = hashInput(h, headers, remote);
       if (v !== undefined) return v;
     }
-    return lb.hashOn ? undefined : remoteAddress;
+    return lb.hashOn ? undefined : remote?.remoteAddress;
   }
 }
 
 function hashInput(
   h: HashPolicy,
   headers: Record<string, string | string[] | undefined>,
-  remoteAddress: string | undefined,
+  remote: RemoteAddress,
 ): string | undefined {
-  if (h.sourceIp) return remoteAddress;
+  if (h.sourceIp) return remote?.remoteAddress;
   if (h.header !== undefined) {
     const v = headers[h.header.toLowerCase()];
     return Array.isArray(v) ? v.join(",") : v;

@@ -174,3 +174,33 @@ describe("compileListenerRoutes", () => {
     expect(routes.decide(head("/"), {})).toMatchObject({ kind: "refuse", status: 503, flags: "NR" });
   });
 });
+
+describe("ring-hash keys and the source address", () => {
+  /** A connection whose address counts its reads (each is a getpeername(2) call on a real socket). */
+  const counted = (address: string) => {
+    let reads = 0;
+    return {
+      get remoteAddress() {
+        reads++;
+        return address;
+      },
+      reads: () => reads,
+    };
+  };
+
+  it("the address is read only for a sourceIp hash, or a ring hash with no hashOn", () => {
+    const lbs: { lb: ClusterConfig["lb"]; key: string | undefined; reads: number }[] = [
+      { lb: { policy: "round_robin" }, key: undefined, reads: 0 },
+      { lb: { policy: "ring_hash", hashOn: [{ header: "x-user" }] }, key: "u1", reads: 0 },
+      { lb: { policy: "ring_hash", hashOn: [{ sourceIp: true }] }, key: "10.0.0.7", reads: 1 },
+      { lb: { policy: "ring_hash" }, key: "10.0.0.7", reads: 1 },
+    ];
+    for (const c of lbs) {
+      const { routes } = setup(base, [cluster("api", 2, { lb: c.lb })]);
+      const live = fwd(routes.decide(head("/x"), {})).cluster;
+      const remote = counted("10.0.0.7");
+      expect(live.hashKey?.({ "x-user": "u1" }, remote)).toBe(c.key);
+      expect(remote.reads()).toBe(c.reads);
+    }
+  });
+});

@@ -115,16 +115,16 @@ export function createMtlsServer(opts: MtlsServerOptions): tls.Server {
   server.on("secureConnection", (socket: TLSSocket) => {
     // Small HTTP/2 frames and request/response exchanges must not wait for Nagle + delayed ACK (~40 ms).
     socket.setNoDelay(true);
-    const remote = remoteOf(socket);
     const verdict = verifyPeer(socket, active.bundle, alpn);
+    // The address only for a refusal: reading it is a getpeername(2) call.
     if (!verdict.ok) {
-      refuse({ reason: verdict.reason, detail: verdict.detail, remote });
+      refuse({ reason: verdict.reason, detail: verdict.detail, remote: remoteOf(socket) });
       socket.destroy();
       return;
     }
     if (opts.allowService && !opts.allowService(verdict.peer.service)) {
       const detail = `service "${verdict.peer.service}" may not connect to this listener`;
-      refuse({ reason: "identity-mismatch", detail, remote });
+      refuse({ reason: "identity-mismatch", detail, remote: remoteOf(socket) });
       socket.destroy();
       return;
     }
