@@ -96,7 +96,7 @@ export class PeerConnection {
     return !this.peerEnded && !this.socket.destroyed && !this.client.destroyed && !this.client.closed;
   }
 
-  /** Taken for one exchange (false: it was already out). */
+  /** Taken for one exchange. */
   take(): void {
     this.#released = false;
   }
