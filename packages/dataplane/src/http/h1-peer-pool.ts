@@ -186,6 +186,7 @@ export class Http1PeerPool {
       const freed = await this.#wait(key, connectTimeoutMs);
       if (freed === "timeout") throw new ConnectionLimitReached();
       if (freed !== "retry") return freed;
+      if (this.#closed) throw weftError("WEFT_ERR_UNAVAILABLE", { detail: "peer pool closed" });
       // A connection closed meanwhile: its lease may be ours now.
       release = lease();
       if (release === undefined) throw new ConnectionLimitReached();
@@ -219,8 +220,7 @@ export class Http1PeerPool {
     const conn = new PeerConnection(key, socket, `http://${authorityOf(ep)}`);
     this.#live.add(conn);
     conn.take();
-    // Gone (idle timeout, the peer's close, an error): out of the pool at once.
-    conn.client.once("disconnect", () => this.#drop(conn));
+    // Gone (undici's idle timeout, the peer's close, an error): out of the pool at once.
     socket.once("close", () => this.#drop(conn));
     trace("peer http/1.1 connection open", { key });
     return conn;
