@@ -22,6 +22,7 @@ import { join } from "node:path";
 import { WeftClient } from "@weft/api/client";
 import { issueFromWeftCa } from "./lib/certs.mjs";
 import { summarizeCpuProfile } from "./lib/cpuprofile.mjs";
+import { ECHO_PATH } from "./lib/grpc-echo.mjs";
 import { startHaproxyPair } from "./lib/haproxy.mjs";
 import { machineInfo, toolVersions } from "./lib/machine.mjs";
 import { probeUntilOk } from "./lib/probe.mjs";
@@ -50,7 +51,7 @@ const CFG = QUICK
   ? { rounds: 1, durationS: 1, warmupS: 0.3, rateRounds: 1, rateDurationS: 2, rateWarmupS: 0.5 }
   : { rounds: 3, durationS: 4, warmupS: 1, rateRounds: 2, rateDurationS: 6, rateWarmupS: 1 };
 const CLIENT = "bench-client";
-const GRPC_PATH = "/bench.Bench/Echo";
+const GRPC_PATH = ECHO_PATH;
 
 // ---------------------------------------------------------------- what is measured
 

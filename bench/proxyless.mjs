@@ -374,45 +374,34 @@ try {
   console.log(`set-up ${setupS} s; measuring (${QUICK ? "quick" : "full"})...`);
   const orderFor = (round) => (round % 2 === 0 ? lines : [...lines].reverse());
 
-  // --- closed loop
-  const maxRuns = [];
-  process.stdout.write(`closed loop, ${CFG.concurrency} outstanding: `);
-  for (let round = 0; round < CFG.rounds; round++) {
-    for (const line of orderFor(round)) {
-      phase = `closed loop ${line.id} round ${round}`;
-      const m = await measured(line, {
-        mode: "closed",
-        concurrency: CFG.concurrency,
-        durationS: CFG.durationS,
-        warmupS: CFG.warmupS,
-      });
-      m.round = round;
-      maxRuns.push(m);
-      process.stdout.write(`${line.id} ${m.failed ? "FAILED" : `${m.achievedRps}/s`}  `);
+  /** Interleaved rounds of one load on every line; `show` prints a run's figure. */
+  const rounds = async (label, count, load, show) => {
+    const runs = [];
+    process.stdout.write(`${label}: `);
+    for (let round = 0; round < count; round++) {
+      for (const line of orderFor(round)) {
+        phase = `${label} ${line.id} round ${round}`;
+        const m = await measured(line, load);
+        m.round = round;
+        runs.push(m);
+        process.stdout.write(`${line.id} ${m.failed ? "FAILED" : show(m)}  `);
+      }
     }
-  }
-  process.stdout.write("\n");
-
-  // --- fixed rate
-  const rateRuns = [];
-  process.stdout.write(`fixed rate ${CFG.rate}/s: `);
-  for (let round = 0; round < CFG.rateRounds; round++) {
-    for (const line of orderFor(round)) {
-      phase = `fixed rate ${line.id} round ${round}`;
-      const m = await measured(line, {
-        mode: "open",
-        rate: CFG.rate,
-        durationS: CFG.rateDurationS,
-        warmupS: CFG.rateWarmupS,
-      });
-      m.round = round;
-      rateRuns.push(m);
-      process.stdout.write(
-        `${line.id} ${m.failed ? "FAILED" : `p50 ${m.latencyMs.p50} p99 ${m.latencyMs.p99}`}  `,
-      );
-    }
-  }
-  process.stdout.write("\n");
+    process.stdout.write("\n");
+    return runs;
+  };
+  const maxRuns = await rounds(
+    `closed loop, ${CFG.concurrency} outstanding`,
+    CFG.rounds,
+    { mode: "closed", concurrency: CFG.concurrency, durationS: CFG.durationS, warmupS: CFG.warmupS },
+    (m) => `${m.achievedRps}/s`,
+  );
+  const rateRuns = await rounds(
+    `fixed rate ${CFG.rate}/s`,
+    CFG.rateRounds,
+    { mode: "open", rate: CFG.rate, durationS: CFG.rateDurationS, warmupS: CFG.rateWarmupS },
+    (m) => `p50 ${m.latencyMs.p50} p99 ${m.latencyMs.p99}`,
+  );
 
   const result = {
     bench: "proxyless",

@@ -9,6 +9,7 @@ import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import * as grpc from "@grpc/grpc-js";
+import { echoServer } from "./grpc-echo.mjs";
 
 const SMALL = Buffer.alloc(32, "w");
 const LARGE = Buffer.alloc(64 * 1024, "W");
@@ -51,23 +52,8 @@ const tcp = net.createServer({ noDelay: true }, (s) => {
   s.on("error", () => s.destroy());
 });
 
-// --- gRPC unary with identity (de)serializers.
-const id = (b) => b;
-const grpcServer = new grpc.Server({ "grpc.max_concurrent_streams": 1000 });
-grpcServer.addService(
-  {
-    Echo: {
-      path: "/bench.Bench/Echo",
-      requestStream: false,
-      responseStream: false,
-      requestSerialize: id,
-      requestDeserialize: id,
-      responseSerialize: id,
-      responseDeserialize: id,
-    },
-  },
-  { Echo: (_call, cb) => cb(null, SMALL) },
-);
+// --- gRPC unary: /bench.Bench/Echo with a raw-buffer codec (grpc-echo.mjs).
+const grpcServer = echoServer();
 const grpcPort = await new Promise((ok, fail) =>
   grpcServer.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, port) =>
     e ? fail(e) : ok(port),

@@ -13,25 +13,12 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
+import { echoServer } from "./grpc-echo.mjs";
 
-const SMALL = Buffer.alloc(32, "w");
-const id = (b) => b;
-const service = {
-  Echo: {
-    path: "/bench.Bench/Echo",
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: id,
-    requestDeserialize: id,
-    responseSerialize: id,
-    responseDeserialize: id,
-  },
-};
 const dir = process.env.CERT_DIR ?? ".";
 const read = (f) => readFileSync(join(dir, f));
 
-const server = new grpc.Server({ "grpc.max_concurrent_streams": 1000 });
-server.addService(service, { Echo: (_call, cb) => cb(null, SMALL) });
+const server = echoServer();
 const bind = (addr, creds) =>
   new Promise((ok, fail) => server.bindAsync(addr, creds, (e, port) => (e ? fail(e) : ok(port))));
 

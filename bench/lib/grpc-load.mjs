@@ -30,6 +30,7 @@
 // last one line "GRPCLOAD {json}" with the result; exits 0, or 2 when never ready.
 import { readFileSync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
+import { ECHO_PATH } from "./grpc-echo.mjs";
 
 const cfg = JSON.parse(process.argv[2] ?? "{}");
 const {
@@ -46,7 +47,7 @@ const {
   maxOutstanding = 2000,
   deadlineMs = 10_000,
   readyTimeoutMs = 30_000,
-  path = "/bench.Bench/Echo",
+  path = ECHO_PATH,
   payloadBytes = 32,
 } = cfg;
 
