@@ -42,7 +42,14 @@ const bootstrap = async (service: string, id: string, upstreams: string[], port:
 const intention = (sources: { name: string; action: "allow" | "deny" }[]) =>
   api.applyConfig([{ kind: "Intention", name: SERVICE, sources }]);
 
-const xdsCheck = async (id: string) => (await api.getInstance(id)).checks.find((c) => c.id === "xds");
+/** The instance's `xds` check; on failure the error carries the server's log (CI once saw a 404 here). */
+const xdsCheck = async (id: string) => {
+  try {
+    return (await api.getInstance(id)).checks.find((c) => c.id === "xds");
+  } catch (e) {
+    throw new Error(`GET instance ${id}: ${(e as Error).message}\nserver log:\n${x.log().slice(-4000)}`);
+  }
+};
 
 /** Calls until every one of `n` is answered (by `replicas` when given); resolves to that batch. */
 function allAnswered(c: XdsClient, n: number, what: string, replicas?: string[]): Promise<Batch> {

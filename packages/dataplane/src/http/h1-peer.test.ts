@@ -61,7 +61,14 @@ describe("HTTP/1.1 between the sidecars", () => {
   });
 
   it("concurrent requests take a connection each; a second wave reuses them all", async () => {
-    const { chain } = await h1Chain((_req, res) => setTimeout(() => res.end("ok"), 20));
+    // The app answers a wave only once all 12 requests are in, so they overlap however slow the machine.
+    let held: http.ServerResponse[] = [];
+    const { chain } = await h1Chain((_req, res) => {
+      held.push(res);
+      if (held.length < 12) return;
+      for (const r of held) r.end("ok");
+      held = [];
+    });
     const wave = () =>
       Promise.all(Array.from({ length: 12 }, (_, i) => httpRequest(chain.outboundPort, { path: `/${i}` })));
     expect((await wave()).map((r) => r.status)).toEqual(Array(12).fill(200));
