@@ -252,6 +252,9 @@ export class IngressListener {
       pool: o.pool,
       ...(o.h1Pool !== undefined ? { h1Pool: o.h1Pool } : {}),
       logger: o.logger,
+      // The edge reads node:http's per-connection state (behindClose) and its AsyncLocalStorage context
+      // follows node:http's parser: internet clients keep the node:http front.
+      fastH1: false,
       limits: {
         maxHeaderBytes: lim.maxHeaderBytes,
         maxHeaderCount: lim.maxHeaders,

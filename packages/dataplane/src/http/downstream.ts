@@ -32,13 +32,13 @@ export interface H1DownstreamOptions {
   peer?: boolean;
 }
 
-const REFUSED_EXTRA = { [REFUSED_HEADER]: "1" };
+export const REFUSED_EXTRA: HeaderMap = { [REFUSED_HEADER]: "1" };
 
 /**
  * What both adapters share: whether the response is over, and the callbacks
  * to run once if the client goes away before it is (`onGone`).
  */
-abstract class DownstreamBase {
+export abstract class DownstreamBase {
   protected finished = false;
   private gone: (() => void)[] | undefined;
 

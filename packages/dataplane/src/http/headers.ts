@@ -183,13 +183,15 @@ export function h1RequestHead(
     method?: string | undefined;
     url?: string | undefined;
     headers: IncomingHeaders;
-    rawHeaders: string[];
+    /** Absent: every field appeared once (the fast front hands repeated fields to node:http). */
+    rawHeaders?: string[];
   },
   opts: { stripInternal: boolean },
 ): HeadResult {
   const method = req.method ?? "GET";
   if (method === "CONNECT") return { ok: false, status: 405, reason: "CONNECT is not supported" };
-  if (countRaw(req.rawHeaders, "host") > 1) return { ok: false, status: 400, reason: "more than one Host" };
+  if (req.rawHeaders !== undefined && countRaw(req.rawHeaders, "host") > 1)
+    return { ok: false, status: 400, reason: "more than one Host" };
   const te = joinHeader(req.headers["transfer-encoding"]);
   if (te !== undefined && te.trim().toLowerCase() !== "chunked") {
     return { ok: false, status: 501, reason: "unsupported transfer-coding" };

@@ -10,6 +10,7 @@ import { isPeerRefused } from "../transport/mtls.js";
 import { h1Downstream, h2Downstream } from "./downstream.js";
 import { DrainTracker } from "./drain.js";
 import { Flag, FlagSet } from "./flags.js";
+import { fastH1Default, serveFastH1 } from "./h1-fast/connection.js";
 import { PeerH1Call } from "./h1-peer-call.js";
 import { type Http1PeerPool, PeerConnection } from "./h1-peer-pool.js";
 import { openH2Call } from "./h2-call.js";
@@ -88,6 +89,11 @@ export interface OutboundHttpOptions {
    */
   onRequestStart?: (head: RequestHead, upgrade: boolean) => OutboundRequestObserver | undefined;
   limits?: Partial<HttpLimits>;
+  /**
+   * Plain HTTP/1.1 requests go through the fast front (h1-fast/), the rest to node:http. Default: on
+   * unless WEFT_FAST_H1=0. Off for the ingress gateway, whose edge checks read node:http's state.
+   */
+  fastH1?: boolean;
 }
 
 /** What `onRequestStart` returned for one request: told its event once, just before `onRequest`. */
@@ -115,6 +121,7 @@ interface Result {
 const NONE: ReadonlySet<string> = new Set();
 
 const FORWARDED_PROTO = "x-forwarded-proto";
+const STRIP_INTERNAL = { stripInternal: true } as const;
 /** How a try that went out ended, as outlier detection counts it; undefined = not the endpoint's doing. */
 function tryResultOf(outcome: Awaited<ReturnType<typeof relay>>): TryResult | undefined {
   if (outcome.kind === "done")
@@ -700,6 +707,9 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
     },
   );
 
+  const fast = opts.fastH1 ?? fastH1Default();
+  const closeAfter = (): boolean => tracker.draining;
+
   async function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const started = performance.now();
     tracker.begin();
@@ -837,7 +847,17 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
       }
       if (protocol === "http") {
         tracker.addConnection(socket);
-        h1.emit("connection", socket);
+        if (!fast) h1.emit("connection", socket);
+        else
+          serveFastH1(socket, {
+            limits,
+            slow: h1,
+            closeAfter,
+            peer: false,
+            request(req, down, s) {
+              exchange(down, h1RequestHead(req, STRIP_INTERNAL), req.headers, s, s);
+            },
+          });
       } else {
         h2.emit("connection", socket);
       }

@@ -1,0 +1,278 @@
+import { Readable, type Writable } from "node:stream";
+import { DownstreamBase, REFUSED_EXTRA } from "../downstream.js";
+import { Flag } from "../flags.js";
+import { localReply, reasonPhrase } from "../local-reply.js";
+import type { Downstream, HeaderMap } from "../types.js";
+import type { FastRequest } from "./parse.js";
+
+/**
+ * The Downstream of a request the fast front parsed: the response is
+ * written straight to the connection as HTTP/1.1 bytes, as node:http's
+ * ServerResponse would write it (status line, the fields, Date, then the
+ * body with Content-Length when the upstream declared one, else chunked),
+ * without a ServerResponse, its streams or its per-field validation calls.
+ *
+ * The object is its own body sink: `write` frames each chunk onto the
+ * socket and `drain` is the socket's (all pump.ts and the route actions
+ * use). One per request, methods on the prototype.
+ */
+
+/** What the connection does for its current exchange. */
+export interface FastExchangeOwner {
+  readonly socket: FastSocket;
+  /** The response is complete (or the connection is being closed): next request, or close. */
+  responseDone(close: boolean): void;
+}
+
+/** What of net.Socket / tls.TLSSocket the fast front uses. */
+export type FastSocket = import("node:net").Socket;
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** node:http refuses these in a field value (checkInvalidHeaderChar). */
+const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+/** Never relayed in a response head: this connection's framing is ours to write. */
+const OWN_FIELDS: ReadonlySet<string> = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "upgrade",
+]);
+
+let dateSecond = 0;
+let dateLine = "";
+/** The Date field, formatted once per second (node:http caches it the same way). */
+function dateField(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateLine = `date: ${new Date(now).toUTCString()}\r\n`;
+  }
+  return dateLine;
+}
+
+/** The field lines of `headers`, or undefined when one cannot be written (node:http would throw). */
+function fieldLines(headers: HeaderMap): string | undefined {
+  let s = "";
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || OWN_FIELDS.has(name)) continue;
+    if (!TOKEN.test(name)) return undefined;
+    if (typeof value === "string") {
+      if (INVALID_VALUE.test(value)) return undefined;
+      s += `${name}: ${value}\r\n`;
+    } else {
+      for (const v of value) {
+        if (INVALID_VALUE.test(v)) return undefined;
+        s += `${name}: ${v}\r\n`;
+      }
+    }
+  }
+  return s;
+}
+
+const flushLater = (d: FastH1Downstream): void => d.flush();
+
+enum Framing {
+  None,
+  Length,
+  Chunked,
+}
+
+export class FastH1Downstream extends DownstreamBase implements Downstream {
+  readonly method: string;
+  readonly grpc = false;
+  readonly http1 = true;
+  readonly body: Readable | undefined;
+  #headersSent = false;
+  #framing = Framing.None;
+  /** Content-Length declared in the response head, and what of it went out. */
+  #declared = 0;
+  #written = 0;
+  #close: boolean;
+  #corked = false;
+
+  constructor(
+    private readonly owner: FastExchangeOwner,
+    req: FastRequest,
+    private readonly closeAfter: () => boolean,
+    private readonly peer: boolean,
+  ) {
+    super();
+    this.method = req.method;
+    this.#close = req.close;
+    if (req.body === undefined) this.body = undefined;
+    else {
+      // Received whole: one chunk, then the end.
+      const body = new Readable({ read() {} });
+      body.push(req.body);
+      body.push(null);
+      this.body = body;
+    }
+  }
+
+  /** The connection closed: the client is gone unless the response was whole. */
+  socketClosed(): void {
+    this.closed(this.finished);
+  }
+
+  get sink(): Writable {
+    return this as unknown as Writable;
+  }
+
+  trailers(): HeaderMap | undefined {
+    return undefined;
+  }
+
+  bodyComplete(): boolean {
+    return true;
+  }
+
+  get headersSent(): boolean {
+    return this.#headersSent;
+  }
+
+  /** Whether this response closes the connection (the client asked, or the listener is draining). */
+  #closing(): boolean {
+    if (!this.#close && this.closeAfter()) this.#close = true;
+    return this.#close;
+  }
+
+  respond(status: number, headers: HeaderMap, endStream: boolean): boolean {
+    if (this.#headersSent || this.finished) return false;
+    const lines = fieldLines(headers);
+    if (lines === undefined) return false;
+    const socket = this.owner.socket;
+    let head = `HTTP/1.1 ${status} ${reasonPhrase(status)}\r\n${lines}`;
+    // The upstream's Date when it sent one (node:http adds its own only when none was set).
+    if (headers.date === undefined) head += dateField();
+    const cl = headers["content-length"];
+    const bodiless = endStream || this.method === "HEAD" || status === 204 || status === 304 || status < 200;
+    if (bodiless) {
+      // A response that could have a body says it has none (node:http does the same).
+      if (cl === undefined && status >= 200 && status !== 204 && status !== 304 && this.method !== "HEAD")
+        head += "content-length: 0\r\n";
+      this.#framing = Framing.None;
+    } else if (typeof cl === "string") {
+      this.#framing = Framing.Length;
+      this.#declared = Number(cl);
+    } else {
+      this.#framing = Framing.Chunked;
+      head += "transfer-encoding: chunked\r\n";
+    }
+    if (this.#closing()) head += "connection: close\r\n";
+    this.#headersSent = true;
+    if (endStream) {
+      socket.write(`${head}\r\n`, "latin1");
+      this.#finish();
+      return true;
+    }
+    // Held back so that the head and the body go out in one write: until the declared length is
+    // written, the end, or this turn of the event loop is over (a stream that takes its time to its
+    // first chunk still gets its head now). An upstream's body starts flowing a tick after its head.
+    socket.cork();
+    this.#corked = true;
+    setImmediate(flushLater, this);
+    socket.write(`${head}\r\n`, "latin1");
+    return true;
+  }
+
+  /** Sends what respond() held back. */
+  flush(): void {
+    if (!this.#corked) return;
+    this.#corked = false;
+    this.owner.socket.uncork();
+  }
+
+  /** The body sink's write (pump.ts, route actions): frames the chunk onto the connection. */
+  write(chunk: Buffer | string): boolean {
+    if (this.finished) return true;
+    const socket = this.owner.socket;
+    const n = typeof chunk === "string" ? Buffer.byteLength(chunk) : chunk.length;
+    if (n === 0 || this.#framing === Framing.None) return true;
+    this.#written += n;
+    if (this.#framing === Framing.Length) {
+      const ok = socket.write(chunk);
+      if (this.#written >= this.#declared) this.flush();
+      return ok;
+    }
+    socket.cork();
+    socket.write(`${n.toString(16)}\r\n`, "latin1");
+    socket.write(chunk);
+    const ok = socket.write("\r\n", "latin1");
+    socket.uncork();
+    return ok;
+  }
+
+  once(event: string, fn: () => void): this {
+    this.owner.socket.once(event, fn);
+    return this;
+  }
+
+  on(event: string, fn: () => void): this {
+    this.owner.socket.on(event, fn);
+    return this;
+  }
+
+  removeListener(event: string, fn: () => void): this {
+    this.owner.socket.removeListener(event, fn);
+    return this;
+  }
+
+  off(event: string, fn: () => void): this {
+    return this.removeListener(event, fn);
+  }
+
+  end(trailers: HeaderMap | undefined): void {
+    if (this.finished) return;
+    if (this.#framing === Framing.Length && this.#written !== this.#declared) {
+      // The upstream's body did not match its Content-Length: the client must not take it for whole.
+      this.reset();
+      return;
+    }
+    if (this.#framing === Framing.Chunked) {
+      const t = trailers === undefined ? "" : (fieldLines(trailers) ?? "");
+      this.owner.socket.write(`0\r\n${t}\r\n`, "latin1");
+    }
+    this.#finish();
+  }
+
+  #finish(): void {
+    this.flush();
+    this.finished = true;
+    this.owner.responseDone(this.#close);
+  }
+
+  reset(): void {
+    this.finished = true;
+    this.#corked = false;
+    this.owner.socket.destroy();
+  }
+
+  refuse(): boolean {
+    if (!this.peer || this.#headersSent) return false;
+    this.localReply(503, "upstream connect error", Flag.UpstreamConnectionFailure, REFUSED_EXTRA);
+    return true;
+  }
+
+  localReply(status: number, body: string, flags: string, extra?: HeaderMap): void {
+    if (this.#headersSent) {
+      this.reset();
+      return;
+    }
+    if (this.finished) return;
+    const reply = localReply(status, body, flags, false, extra);
+    // A malformed request closes its connection: what follows it cannot be trusted.
+    if (flags.includes(Flag.DownstreamProtocolError)) this.#close = true;
+    const lines = fieldLines(reply.headers) ?? "";
+    let head = `HTTP/1.1 ${reply.status} ${reasonPhrase(reply.status)}\r\n${lines}${dateField()}`;
+    if (this.#closing()) head += "connection: close\r\n";
+    this.#headersSent = true;
+    this.owner.socket.write(
+      this.method === "HEAD" ? `${head}\r\n` : `${head}\r\n${reply.body}`,
+      this.method === "HEAD" ? "latin1" : "utf8",
+    );
+    this.#finish();
+  }
+}
