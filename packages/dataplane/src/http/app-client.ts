@@ -1,34 +1,25 @@
 import http, { type IncomingMessage, type OutgoingHttpHeaders } from "node:http";
 import http2, { type ClientHttp2Session } from "node:http2";
-import { createRequire } from "node:module";
 import net from "node:net";
 import { describeError, tracer } from "@weft/core";
-import type { Pool as UndiciPool } from "undici";
 import type { DataplaneLogger } from "../logger.js";
+import { AppH1Call, AppH1Pool } from "./app-h1.js";
+import { CONNECT_ERRORS, h1CanSend } from "./h1-fast/client.js";
 import { openH2Call } from "./h2-call.js";
 import { closeSession } from "./h2-peer-pool.js";
 import { cleanTrailers, type RequestHead, responseHeaders, toH2RequestHeaders } from "./headers.js";
 import type { HttpProtocol, UpstreamCall, UpstreamEvents } from "./types.js";
-import { CONNECT_ERRORS, IDEMPOTENT, STALE_ERRORS, UndiciCall, undiciCanSend } from "./undici-call.js";
 
 /**
- * Forwarding to the local app on loopback. HTTP/1.1 apps get an undici Pool
- * (keep-alive, no pipelining, bounded connections) driven through its
- * handler-level `dispatch`: about half the CPU per request of node:http's
- * ClientRequest/IncomingMessage. The few requests undici cannot express go
- * through a node:http keep-alive Agent instead (see `undiciCanSend`).
+ * Forwarding to the local app on loopback. HTTP/1.1 apps get the fast
+ * client's pool (app-h1.ts: keep-alive, no pipelining, bounded
+ * connections), a fraction of the CPU per request of node:http's
+ * ClientRequest/IncomingMessage. The few requests it cannot express go
+ * through a node:http keep-alive Agent instead (see `h1CanSend`).
  * HTTP/2 and gRPC apps get one h2c session, reopened when it goes away.
  */
 
 const trace = tracer("http");
-
-/**
- * Only undici's Pool and its HTTP/1.1 client: the package's index also loads
- * fetch, WebSocket, caches and more, which would cost the sidecar ~12 MB
- * resident and ~40 ms at start-up for nothing it uses.
- */
-const Pool = createRequire(import.meta.url)("undici/lib/dispatcher/pool.js") as typeof UndiciPool;
-type Pool = UndiciPool;
 
 export interface AppTarget {
   host: string;
@@ -54,35 +45,24 @@ function authorityOf(app: AppTarget): string {
 }
 
 /**
- * Requests undici cannot express go through node:http as before (see
- * `undiciCanSend`): a chunked body, where HTTP/1.1 trailers can follow,
+ * Requests the fast client cannot express go through node:http (see
+ * `h1CanSend`): a chunked body, where HTTP/1.1 trailers can follow,
  * `Expect`, and asterisk-form `OPTIONS *`.
  */
 class H1AppClient implements AppClient {
   readonly #app: AppTarget;
-  readonly #pool: Pool;
+  readonly #pool: AppH1Pool;
   #agent: http.Agent | undefined;
   readonly #opener: AppOpener = (head, endStream, events) =>
-    undiciCanSend(head, endStream)
-      ? new UndiciAppCall(this.#pool, head, head.authority ?? authorityOf(this.#app), endStream, events)
+    h1CanSend(head, endStream)
+      ? new AppH1Call(this.#pool, head, head.authority ?? authorityOf(this.#app), endStream, events)
       : openNodeH1(this.#nodeAgent(), this.#app, head, endStream, events);
 
   constructor(app: AppTarget) {
     this.#app = app;
-    this.#pool = new Pool(`http://${authorityOf(app)}`, {
-      // Bounded like the Agent it replaces; beyond this, requests wait in the pool's queue.
-      connections: 1024,
-      pipelining: 1,
-      // Idle sockets are dropped before common app keep-alive timeouts (node:http's is 5 s); an app's
-      // `Keep-Alive: timeout=N` hint is honoured (minus 1 s, so that we always close first).
-      keepAliveTimeout: 4_000,
-      keepAliveTimeoutThreshold: 1_000,
-      // No timeouts of our own on a request: the caller (peer proxy, retry policy) owns them,
-      // and long polls or slow streams must not be cut here.
-      headersTimeout: 0,
-      bodyTimeout: 0,
-      connectTimeout: 5_000,
-    });
+    // No timeouts of our own on a request: the caller (peer proxy, retry policy) owns them,
+    // and long polls or slow streams must not be cut here.
+    this.#pool = new AppH1Pool(app);
   }
 
   #nodeAgent(): http.Agent {
@@ -111,55 +91,13 @@ class H1AppClient implements AppClient {
   }
 
   destroy(): void {
-    this.#pool.destroy().catch(() => {});
+    this.#pool.destroy();
     this.#agent?.destroy();
   }
 }
 
 /**
- * One request to an HTTP/1.1 app through the undici Pool (undici-call.ts).
- * A kept-alive socket the app closed as we reused it gets the request once
- * more, when it was idempotent and had no body.
- */
-class UndiciAppCall extends UndiciCall {
-  readonly #pool: Pool;
-  #retried = false;
-
-  constructor(pool: Pool, head: RequestHead, host: string, endStream: boolean, events: UpstreamEvents) {
-    super(head, host, endStream, events, { stripInternalResponse: true });
-    this.#pool = pool;
-    // Handed to undici in the check phase, not now: undici writes at once to an idle connection,
-    // and a stream reset in the same read (rapid reset: HEADERS and RST_STREAM together) is only
-    // seen after this call returns. Deferred, such a request never reaches the app (the node:http
-    // client it replaces also wrote a moment later).
-    setImmediate(UndiciAppCall.#dispatch, this);
-  }
-
-  static #dispatch(call: UndiciAppCall): void {
-    if (!call.over) call.#pool.dispatch(call.dispatchOptions, call);
-  }
-
-  protected failedEarly(err: Error, code: string): void {
-    // The app closed a kept-alive socket as we reused it: nothing of the request was processed
-    // when it was idempotent and had no body, so it is sent once more, on another connection.
-    if (
-      this.requestSink === undefined &&
-      !this.#retried &&
-      STALE_ERRORS.has(code) &&
-      IDEMPOTENT.has(this.dispatchOptions.method)
-    ) {
-      this.#retried = true;
-      trace("app keep-alive socket was stale; retrying once", {});
-      // Not from inside undici's error path (it is still cleaning up the connection).
-      setImmediate(UndiciAppCall.#dispatch, this);
-      return;
-    }
-    this.fail(CONNECT_ERRORS.has(code) ? "connect" : "reset", err.message);
-  }
-}
-
-/**
- * One request through node:http (the requests undici cannot express, see
+ * One request through node:http (the requests the fast client cannot express, see
  * `needsNodeHttp`): a keep-alive Agent (LIFO, so the freshest socket is
  * reused and stale ones age out).
  */

@@ -1,10 +1,9 @@
-import { createRequire } from "node:module";
+import { performance } from "node:perf_hooks";
 import type { TLSSocket } from "node:tls";
 import { tracer, weftError } from "@weft/core";
-import type { Client as UndiciClient } from "undici";
 import { connectMtls, type MaterialSource } from "../transport/mtls.js";
+import { ClientConnection } from "./h1-fast/client.js";
 import {
-  authorityOf,
   type ConnectionLease,
   ConnectionLimitReached,
   type Http2PeerPool,
@@ -21,20 +20,13 @@ import {
  * README. Everything else (gRPC, h2c apps, chunked bodies) keeps the
  * multiplexed HTTP/2 session of h2-peer-pool.ts.
  *
- * Each connection is an undici Client over a socket we connected and
- * verified ourselves: the SPIFFE check, the connect timeout and the
- * cluster's connection limit stay ours, and the outbound side connects
- * before it relays, exactly as with HTTP/2. The Client's connector hands
- * over that one socket and nothing else: undici never reconnects by itself.
+ * Each connection is a socket we connected and verified ourselves (the
+ * SPIFFE check, the connect timeout and the cluster's connection limit),
+ * spoken to by the fast HTTP/1.1 client (h1-fast/client.ts); the outbound
+ * side connects before it relays, exactly as with HTTP/2.
  */
 
 const trace = tracer("http");
-
-/** Only undici's HTTP/1.1 Client: the package's index loads fetch, WebSocket and more. */
-const Client = createRequire(import.meta.url)("undici/lib/dispatcher/client.js") as typeof UndiciClient;
-
-/** A request dispatched on a connection whose socket is gone: nothing of it was written. */
-export const STALE_CONNECTION = "WEFT_STALE_CONNECTION";
 
 /**
  * The peer's HTTP/1.1 server closes idle connections after 60 s (limits.keepAliveTimeoutMs); ours
@@ -48,52 +40,21 @@ export interface Http1PeerPoolOptions {
   source: MaterialSource;
 }
 
-/** One verified mTLS connection to a peer proxy and the undici Client that speaks HTTP/1.1 on it. */
-export class PeerConnection {
-  readonly client: UndiciClient;
-  /**
-   * The peer ended the connection (TLS close, then FIN). Our inbound side
-   * only does so on an idle connection, and never processes a request that
-   * arrives on a connection it has ended: a request that failed after this
-   * was not processed, whatever its method.
-   */
-  peerEnded = false;
+/**
+ * One verified mTLS connection to a peer proxy, speaking HTTP/1.1 through
+ * the fast client (h1-fast/client.ts). `ended`: the peer ended it (TLS
+ * close, then FIN). Our inbound side only does so on an idle connection,
+ * and never processes a request that arrives on a connection it has ended:
+ * a request that failed after this was not processed, whatever its method.
+ */
+export class PeerConnection extends ClientConnection {
   #released = true;
 
   constructor(
     readonly key: string,
-    readonly socket: TLSSocket,
-    origin: string,
+    override readonly socket: TLSSocket,
   ) {
-    let handed: TLSSocket | undefined = socket;
-    this.client = new Client(origin, {
-      connect: (_opts, callback) => {
-        const s = handed;
-        handed = undefined;
-        // Answered in a microtask: undici asks from inside its dispatch loop and ignores a
-        // synchronous answer (the request would wait forever).
-        queueMicrotask(() => {
-          if (s !== undefined && !s.destroyed) callback(null, s);
-          else callback(Object.assign(new Error("peer connection closed"), { code: STALE_CONNECTION }), null);
-        });
-      },
-      pipelining: 1,
-      keepAliveTimeout: KEEP_ALIVE_MS,
-      keepAliveMaxTimeout: KEEP_ALIVE_MS,
-      keepAliveTimeoutThreshold: 1_000,
-      // No timeouts of our own on a request: the outbound side (route, retry policy) owns them.
-      headersTimeout: 0,
-      bodyTimeout: 0,
-      maxHeaderSize: 64 * 1024,
-    });
-    socket.once("end", () => {
-      this.peerEnded = true;
-    });
-  }
-
-  /** Whether a new request may be sent on it. */
-  get usable(): boolean {
-    return !this.peerEnded && !this.socket.destroyed && !this.client.destroyed && !this.client.closed;
+    super(socket);
   }
 
   /** Taken for one exchange. */
@@ -105,11 +66,16 @@ export class PeerConnection {
   release(): boolean {
     if (this.#released) return false;
     this.#released = true;
+    this.idleSince = performance.now();
     return true;
   }
 
+  /** Whether it may carry a request now: usable and not idle for too long. */
+  get fresh(): boolean {
+    return this.usable && performance.now() - this.idleSince < KEEP_ALIVE_MS;
+  }
+
   destroy(): void {
-    this.client.destroy().catch(() => {});
     this.socket.destroy();
   }
 }
@@ -142,7 +108,7 @@ export class Http1PeerPool {
     const idle = this.#idle.get(keyOf(ep, expectService));
     if (idle === undefined) return undefined;
     for (let c = idle.pop(); c !== undefined; c = idle.pop()) {
-      if (c.usable) {
+      if (c.fresh) {
         this.#taken(c);
         return c;
       }
@@ -217,10 +183,10 @@ export class Http1PeerPool {
       this.#countBusy(key, -1);
       throw weftError("WEFT_ERR_UNAVAILABLE", { detail: "peer pool closed" });
     }
-    const conn = new PeerConnection(key, socket, `http://${authorityOf(ep)}`);
+    const conn = new PeerConnection(key, socket);
     this.#live.add(conn);
     conn.take();
-    // Gone (undici's idle timeout, the peer's close, an error): out of the pool at once.
+    // Gone (the peer's close, an error, a broken exchange): out of the pool at once.
     socket.once("close", () => this.#drop(conn));
     trace("peer http/1.1 connection open", { key });
     return conn;

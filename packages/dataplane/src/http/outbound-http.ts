@@ -10,6 +10,7 @@ import { isPeerRefused } from "../transport/mtls.js";
 import { h1Downstream, h2Downstream } from "./downstream.js";
 import { DrainTracker } from "./drain.js";
 import { Flag, FlagSet } from "./flags.js";
+import { h1CanSend } from "./h1-fast/client.js";
 import { fastH1Default, serveFastH1 } from "./h1-fast/connection.js";
 import { PeerH1Call } from "./h1-peer-call.js";
 import { type Http1PeerPool, PeerConnection } from "./h1-peer-pool.js";
@@ -48,7 +49,6 @@ import {
   type UpstreamCluster,
   type UpstreamEvents,
 } from "./types.js";
-import { undiciCanSend } from "./undici-call.js";
 import { endWith, filterRaw, relayUpgrade } from "./upgrade.js";
 
 /**
@@ -415,7 +415,7 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
             opts.h1Pool !== undefined &&
             down.http1 &&
             cluster.protocol === "http" &&
-            undiciCanSend(head, !down.body)
+            h1CanSend(head, !down.body)
               ? opts.h1Pool
               : undefined;
           let link: ClientHttp2Session | PeerConnection;
