@@ -3,6 +3,10 @@
 // keep-alive traffic (wrk -c32, 32 B responses) in interleaved rounds:
 //   direct     wrk -> app
 //   floor      wrk -> floor front -> HTTP/1.1 over mTLS -> floor back -> app
+//              (node:http servers, undici clients)
+//   floor-raw  the same relay with no node:http and no undici: hand-parsed
+//              HTTP/1.1 on net/tls sockets, nothing else (the least a Node
+//              relay of this shape can do)
 //   weft       wrk -> client sidecar -> HTTP/1.1 over mTLS -> server sidecar -> app
 //   floor-h2   the floor pair with one HTTP/2 session between its two sides
 //   weft-h2    the Weft pair with WEFT_PEER_HTTP1=0 (HTTP/2 between the sidecars)
@@ -115,6 +119,7 @@ try {
   const paths = {
     direct: { port: appPort, proxies: [] },
     floor: await floorPair("h1"),
+    "floor-raw": await floorPair("raw"),
     weft: await weftClient("h1"),
     "floor-h2": await floorPair("h2"),
     "weft-h2": await weftClient("h2"),
@@ -157,6 +162,7 @@ try {
     throughput: Math.round((summary[a].rps / summary[b].rps) * 100) / 100,
   });
   summary.weftOverFloor = over("weft", "floor");
+  summary.weftOverRaw = over("weft", "floor-raw");
   summary.weftOverFloorH2 = over("weft-h2", "floor-h2");
   // What the HTTP/1.1 mesh hop buys Weft: CPU ratios below 1 and a throughput ratio above 1 favour it.
   summary.weftH1OverH2 = {
@@ -181,10 +187,12 @@ try {
     `\nHTTP/1.1 32 B, wrk -c${CONNECTIONS}, median of ${CFG.rounds} interleaved rounds:\n` +
       `  direct                ${s.direct.rps} req/s\n` +
       line("floor", "node floor, h1 hop") +
+      line("floor-raw", "raw floor, h1 hop") +
       line("weft", "weft, h1 hop") +
       line("floor-h2", "node floor, h2 hop") +
       line("weft-h2", "weft, h2 hop") +
       `  weft / floor (h1 hop): CPU ${s.weftOverFloor.clientProxy}× client, ${s.weftOverFloor.serverProxy}× server; throughput ${s.weftOverFloor.throughput}\n` +
+      `  weft / raw floor:      CPU ${s.weftOverRaw.clientProxy}× client, ${s.weftOverRaw.serverProxy}× server; throughput ${s.weftOverRaw.throughput}\n` +
       `  weft / floor (h2 hop): CPU ${s.weftOverFloorH2.clientProxy}× client, ${s.weftOverFloorH2.serverProxy}× server; throughput ${s.weftOverFloorH2.throughput}\n` +
       `  weft h1 hop / h2 hop:  CPU ${s.weftH1OverH2.clientProxy}× client, ${s.weftH1OverH2.serverProxy}× server; throughput ${s.weftH1OverH2.throughput}\n` +
       `wrote ${file}`,

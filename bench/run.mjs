@@ -168,9 +168,11 @@ function nodeFloorText(f) {
     "HTTP/1.1 32 B, wrk -c32, interleaved, CPU per request client / server: a bare Node.js relay pair with " +
     "Weft's shape (node:http -> mTLS -> undici to the app; `bench/lib/floor-relay.mjs`) " +
     `${pair(f.floor)} with HTTP/1.1 between its sides, ${pair(f["floor-h2"])} with HTTP/2; ` +
-    `the Weft pair ${pair(f.weft)} (HTTP/1.1 mesh hop, ${f.weftOverFloor.clientProxy}× / ` +
-    `${f.weftOverFloor.serverProxy}× its floor), ${pair(f["weft-h2"])} with WEFT_PEER_HTTP1=0 ` +
-    `(${f.weftOverFloorH2.clientProxy}× / ${f.weftOverFloorH2.serverProxy}×); the HTTP/1.1 hop costs Weft ` +
+    `the same relay hand-parsed on bare sockets (no node:http, no undici) ${pair(f["floor-raw"])}; ` +
+    `the Weft pair ${pair(f.weft)} (HTTP/1.1 mesh hop: ${f.weftOverFloor.clientProxy}× / ` +
+    `${f.weftOverFloor.serverProxy}× the node:http floor, ${f.weftOverRaw.clientProxy}× / ` +
+    `${f.weftOverRaw.serverProxy}× the raw one), ${pair(f["weft-h2"])} with WEFT_PEER_HTTP1=0 ` +
+    `(${f.weftOverFloorH2.clientProxy}× / ${f.weftOverFloorH2.serverProxy}× its floor); the HTTP/1.1 hop costs Weft ` +
     `${f.weftH1OverH2.clientProxy}× / ${f.weftH1OverH2.serverProxy}× the CPU of the HTTP/2 hop for ` +
     `${f.weftH1OverH2.throughput}× the throughput (\`bench/node-floor.mjs\`).`
   );

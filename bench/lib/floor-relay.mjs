@@ -7,17 +7,24 @@
 //       is an https server), what Weft uses for HTTP/1.1 apps;
 //   h2  one HTTP/2 session (the back is an HTTP/2 secure server), what Weft
 //       uses for gRPC and HTTP/2, and used for everything before.
+//   raw no node:http and no undici at all: a hand parser on plain net / tls
+//       sockets, kept-alive connections reused LIFO, Content-Length bodies
+//       only, one request at a time per connection; the least JavaScript a
+//       relay of this shape can run (Weft's own HTTP/1.1 front and client,
+//       packages/dataplane/src/http/h1-fast/, work this way with every check).
 // Bodies are relayed by piping, as a proxy must (it cannot buffer), headers
 // copied, status relayed. No routing, authorization, metrics, retries,
 // timeouts or logging.
 //
-//   node floor-relay.mjs front PORT BACK_PORT CRT CA h1|h2
-//   node floor-relay.mjs back PORT APP_PORT CRT CA h1|h2
+//   node floor-relay.mjs front PORT BACK_PORT CRT CA h1|h2|raw
+//   node floor-relay.mjs back PORT APP_PORT CRT CA h1|h2|raw
 // Prints "floor ready port=P" once listening.
 import { readFileSync } from "node:fs";
 import http from "node:http";
 import http2 from "node:http2";
 import https from "node:https";
+import net from "node:net";
+import nodeTls from "node:tls";
 import { Pool } from "undici";
 
 const [role, portArg, nextArg, crt, ca, hop = "h2"] = process.argv.slice(2);
@@ -60,7 +67,92 @@ function viaPool(pool) {
   };
 }
 
-if (role === "front" && hop === "h1") {
+/** The raw relay: parses each head, relays head and Content-Length body over a pooled connection. */
+function rawRelay(connectNext) {
+  const idle = [];
+  const HOP_RAW = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection"]);
+  const parseHead = (buf, end) => {
+    const lines = buf.toString("latin1", 0, end).split("\r\n");
+    const headers = {};
+    for (let i = 1; i < lines.length; i++) {
+      const c = lines[i].indexOf(":");
+      headers[lines[i].slice(0, c).toLowerCase()] = lines[i].slice(c + 1).trim();
+    }
+    return { line: lines[0], headers };
+  };
+  const serialize = (line, headers) => {
+    let s = `${line}\r\n`;
+    for (const k in headers) if (!HOP_RAW.has(k)) s += `${k}: ${headers[k]}\r\n`;
+    return `${s}\r\n`;
+  };
+  return (down) => {
+    let buf;
+    let busy = false;
+    down.on("error", () => {});
+    const next = () => {
+      if (busy || buf === undefined) return;
+      const end = buf.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      const req = parseHead(buf, end);
+      const total = end + 4 + Number(req.headers["content-length"] ?? 0);
+      if (buf.length < total) return;
+      const head = Buffer.from(serialize(req.line, req.headers), "latin1");
+      const body = buf.subarray(end + 4, total);
+      buf = total === buf.length ? undefined : buf.subarray(total);
+      busy = true;
+      const up = idle.pop() ?? connectNext().on("error", () => {});
+      let rbuf;
+      let need = -1;
+      const onData = (chunk) => {
+        if (need >= 0) {
+          down.write(chunk);
+          need -= chunk.length;
+        } else {
+          rbuf = rbuf === undefined ? chunk : Buffer.concat([rbuf, chunk]);
+          const e = rbuf.indexOf("\r\n\r\n");
+          if (e < 0) return;
+          const res = parseHead(rbuf, e);
+          need = Number(res.headers["content-length"] ?? 0) - (rbuf.length - e - 4);
+          down.write(
+            Buffer.concat([Buffer.from(serialize(res.line, res.headers), "latin1"), rbuf.subarray(e + 4)]),
+          );
+        }
+        if (need > 0) return;
+        up.off("data", onData);
+        idle.push(up);
+        busy = false;
+        next();
+      };
+      up.on("data", onData);
+      up.write(body.length > 0 ? Buffer.concat([head, body]) : head);
+    };
+    down.on("data", (chunk) => {
+      buf = buf === undefined ? chunk : Buffer.concat([buf, chunk]);
+      next();
+    });
+  };
+}
+
+if (hop === "raw") {
+  const handle =
+    role === "front"
+      ? rawRelay(() =>
+          nodeTls.connect({
+            ...tls,
+            port: Number(nextArg),
+            host: "127.0.0.1",
+            servername: "localhost",
+            checkServerIdentity: () => undefined,
+            ALPNProtocols: ["http/1.1"],
+          }),
+        )
+      : rawRelay(() => net.connect(Number(nextArg), "127.0.0.1"));
+  listen(
+    role === "front"
+      ? net.createServer({ noDelay: true }, handle)
+      : nodeTls.createServer({ ...tls, requestCert: true, rejectUnauthorized: true }, handle),
+  );
+} else if (role === "front" && hop === "h1") {
   const peer = new Pool(`https://127.0.0.1:${nextArg}`, {
     connections: 1024,
     connect: {

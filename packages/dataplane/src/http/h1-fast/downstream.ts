@@ -28,10 +28,12 @@ export interface FastExchangeOwner {
 export type FastSocket = import("node:net").Socket;
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const DIGITS = /^[0-9]{1,15}$/;
 /** node:http refuses these in a field value (checkInvalidHeaderChar). */
 const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 /** Never relayed in a response head: this connection's framing is ours to write. */
 const OWN_FIELDS: ReadonlySet<string> = new Set([
+  "content-length",
   "connection",
   "keep-alive",
   "proxy-connection",
@@ -141,22 +143,28 @@ export class FastH1Downstream extends DownstreamBase implements Downstream {
 
   respond(status: number, headers: HeaderMap, endStream: boolean): boolean {
     if (this.#headersSent || this.finished) return false;
+    const cl = headers["content-length"];
+    const declared = typeof cl === "string" && DIGITS.test(cl) ? cl : undefined;
+    // A length that cannot frame this response (repeated, not a number): node:http would refuse it too.
+    if (cl !== undefined && declared === undefined) return false;
     const lines = fieldLines(headers);
     if (lines === undefined) return false;
     const socket = this.owner.socket;
     let head = `HTTP/1.1 ${status} ${reasonPhrase(status)}\r\n${lines}`;
     // The upstream's Date when it sent one (node:http adds its own only when none was set).
     if (headers.date === undefined) head += dateField();
-    const cl = headers["content-length"];
-    const bodiless = endStream || this.method === "HEAD" || status === 204 || status === 304 || status < 200;
-    if (bodiless) {
-      // A response that could have a body says it has none (node:http does the same).
-      if (cl === undefined && status >= 200 && status !== 204 && status !== 304 && this.method !== "HEAD")
-        head += "content-length: 0\r\n";
+    const noBody = this.method === "HEAD" || status === 204 || status === 304 || status < 200;
+    if (endStream || noBody) {
       this.#framing = Framing.None;
-    } else if (typeof cl === "string") {
+      // HEAD and 304 carry the length a GET would have had; any other response that could have a
+      // body and has none says so (node:http does the same).
+      if (this.method === "HEAD" || status === 304) {
+        if (declared !== undefined) head += `content-length: ${declared}\r\n`;
+      } else if (!noBody) head += "content-length: 0\r\n";
+    } else if (declared !== undefined) {
       this.#framing = Framing.Length;
-      this.#declared = Number(cl);
+      this.#declared = Number(declared);
+      head += `content-length: ${declared}\r\n`;
     } else {
       this.#framing = Framing.Chunked;
       head += "transfer-encoding: chunked\r\n";
@@ -193,6 +201,11 @@ export class FastH1Downstream extends DownstreamBase implements Downstream {
     if (n === 0 || this.#framing === Framing.None) return true;
     this.#written += n;
     if (this.#framing === Framing.Length) {
+      if (this.#written > this.#declared) {
+        // More than the declared length: the client would read the excess as the next response.
+        this.reset();
+        return true;
+      }
       const ok = socket.write(chunk);
       if (this.#written >= this.#declared) this.flush();
       return ok;
@@ -267,6 +280,7 @@ export class FastH1Downstream extends DownstreamBase implements Downstream {
     if (flags.includes(Flag.DownstreamProtocolError)) this.#close = true;
     const lines = fieldLines(reply.headers) ?? "";
     let head = `HTTP/1.1 ${reply.status} ${reasonPhrase(reply.status)}\r\n${lines}${dateField()}`;
+    head += `content-length: ${Buffer.byteLength(reply.body)}\r\n`;
     if (this.#closing()) head += "connection: close\r\n";
     this.#headersSent = true;
     this.owner.socket.write(
