@@ -178,6 +178,8 @@ export interface ProxyOptions {
   drainTimeout?: string;
   /** More flags, as given. */
   args?: string[];
+  /** Environment added to the clean one (WEFT_* settings such as WEFT_MAX_CONNECTIONS). */
+  env?: Record<string, string>;
   timeoutMs?: number;
 }
 
@@ -221,6 +223,7 @@ export async function startProxy(o: ProxyOptions): Promise<SidecarProc> {
     ready: /weft proxy ready service=(\S+) instance=(\S+) inbound=(\d+) admin=(\d+)/,
     what: `weft proxy --service ${o.service}`,
     timeoutMs: o.timeoutMs ?? 30_000,
+    ...(o.env ? { env: o.env } : {}),
   });
   return {
     ...s,

@@ -23,6 +23,7 @@ export class ProxyMetrics {
   readonly breakerOverflows: Counter<"destination_service" | "limit">;
   readonly outlierEjections: Counter<"destination_service">;
   readonly rateLimited: Counter<"source_service" | "route">;
+  readonly connectionsDropped: Counter<"listener">;
   readonly mirrors: Counter<"destination_cluster" | "result">;
   readonly timeouts: Counter<"direction" | "destination_service">;
   readonly inFlight: Gauge<"direction">;
@@ -88,6 +89,12 @@ export class ProxyMetrics {
       name: "weft_proxy_rate_limited_total",
       help: 'Requests and TCP connections refused by a local rate limit at the inbound listener, by source service and the limit that refused them ("route[i]" in config order, or "service").',
       labelNames: ["source_service", "route"],
+      registers,
+    });
+    this.connectionsDropped = new Counter({
+      name: "weft_proxy_connections_dropped_total",
+      help: "Connections closed on arrival because the listener already held its cap of open connections (WEFT_MAX_CONNECTIONS, default 10000), by listener (inbound, outbound).",
+      labelNames: ["listener"],
       registers,
     });
     this.timeouts = new Counter({

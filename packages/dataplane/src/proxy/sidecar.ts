@@ -35,6 +35,7 @@ import { createMtlsServer, type PeerIdentity } from "../transport/mtls.js";
 import { createAdminServer } from "./admin.js";
 import { ClusterSet } from "./clusters.js";
 import { ConfigStream } from "./config-stream.js";
+import { capConnections, maxConnections } from "./connection-cap.js";
 import { compileListenerRoutes, type ListenerRoutes } from "./listener-routes.js";
 import { ProxyMetrics } from "./metrics.js";
 import { RequestObservers } from "./request-observer.js";
@@ -415,7 +416,20 @@ export class Sidecar {
       logger: this.log,
       onConnection: (socket, peer) => this.onInbound(socket, peer),
     });
+    this.cap(this.inboundServer, "inbound");
   }
+
+  private cap(server: net.Server, listener: "inbound" | "outbound"): void {
+    capConnections(
+      server,
+      listener,
+      this.connectionCap,
+      () => this.metrics.connectionsDropped.inc({ listener }),
+      this.log,
+    );
+  }
+
+  private readonly connectionCap = maxConnections();
 
   private countLimited(source: string, v: RateLimitVerdict): RateLimitVerdict {
     if (!v.ok) this.metrics.rateLimited.inc({ source_service: source, route: v.limit });
@@ -495,6 +509,7 @@ export class Sidecar {
     const identity = this.identity as WorkloadIdentity;
     for (const up of this.o.upstreams) {
       const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
+      this.cap(server, "outbound");
       server.on("connection", (socket) => {
         const listener = this.stream?.snapshot?.upstreams.find((u) => u.service === up.service);
         // One split draw per connection; failover applies.
