@@ -200,8 +200,11 @@ export class ClientCall implements UpstreamCall, ResponseHandler {
     this.#released = true;
     const socket = this.conn.socket;
     if (!this.#requestDone || this.#unsent) socket.destroy();
-    // Paused for a full body that is now all read: the next exchange must be heard.
-    else if (socket.isPaused()) socket.resume();
+    else if (socket.isPaused()) {
+      // Paused for a full body that is now all read: the next exchange must be heard.
+      if (this.#body !== undefined) this.#body.paused = false;
+      socket.resume();
+    }
     this.opts.release(this.conn);
   }
 
@@ -213,7 +216,13 @@ export class ClientCall implements UpstreamCall, ResponseHandler {
   }
 
   cancel(): void {
-    if (this.#released && this.#over) return;
+    if (this.#released) {
+      // The response was read whole and the connection may already carry another exchange: only
+      // what is left of this one (a body not yet read to its end) goes.
+      this.#over = true;
+      this.#body?.destroy();
+      return;
+    }
     this.#over = true;
     this.conn.parser.detach();
     this.conn.socket.destroy();
