@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { CircuitBreaker } from "../cluster/breaker.js";
 import { FLAGS_HEADER } from "./flags.js";
 import { REFUSED_HEADER } from "./headers.js";
-import { deadPort, httpRequest, startChain, startHttpApp } from "./testdata/chain.js";
+import { deadPort, h1AppChain, httpRequest, startChain } from "./testdata/chain.js";
 
 /**
  * The HTTP/1.1 mesh hop (h1-peer-pool.ts, h1-peer-call.ts): an HTTP/1.1
@@ -28,13 +28,8 @@ const echo: Handler = (req, res) => {
   req.on("end", () => res.end(`${req.method} ${req.url} ${body}`));
 };
 
-async function h1Chain(handler: Handler, opts: Omit<Parameters<typeof startChain>[0], "app" | "hop"> = {}) {
-  const app = await startHttpApp(handler);
-  cleanup.push(() => app.close());
-  const chain = await startChain({ ...opts, app: { port: app.port, protocol: "http" }, hop: "h1" });
-  cleanup.push(() => chain.close());
-  return { app, chain };
-}
+const h1Chain = (handler: Handler, opts: Parameters<typeof h1AppChain>[2] = {}) =>
+  h1AppChain(handler, cleanup, opts);
 
 describe("HTTP/1.1 between the sidecars", () => {
   it("sequential requests, GET and POST, reuse one kept-alive HTTP/1.1 connection", async () => {

@@ -1,7 +1,7 @@
 import http from "node:http";
 import net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { httpRequest, rawExchange, startChain, startHttpApp } from "../testdata/chain.js";
+import { h1AppChain, httpRequest, rawExchange } from "../testdata/chain.js";
 
 /**
  * The fast HTTP/1.1 front on both sides of the chain (the app's plain
@@ -24,13 +24,8 @@ const echo: Handler = (req, res) => {
   req.on("end", () => res.end(`${req.method} ${req.url} x-a=${req.headers["x-a"] ?? ""} ${body}`));
 };
 
-async function chain(handler: Handler, opts: Omit<Parameters<typeof startChain>[0], "app" | "hop"> = {}) {
-  const app = await startHttpApp(handler);
-  cleanup.push(() => app.close());
-  const c = await startChain({ ...opts, app: { port: app.port, protocol: "http" }, hop: "h1" });
-  cleanup.push(() => c.close());
-  return { app, chain: c };
-}
+const chain = (handler: Handler, opts: Parameters<typeof h1AppChain>[2] = {}) =>
+  h1AppChain(handler, cleanup, opts);
 
 /** The responses in `text`, in order: status and body of each (Content-Length framed). */
 function responses(text: string): { status: number; head: string; body: string }[] {

@@ -342,6 +342,22 @@ export async function startH2cApp(
   };
 }
 
+/**
+ * An HTTP/1.1 app behind a chain whose sidecars speak HTTP/1.1 to each other
+ * (hop "h1", as in the sidecar); both are closed by the test file's `cleanup`.
+ */
+export async function h1AppChain(
+  handler: (req: http.IncomingMessage, res: http.ServerResponse) => void,
+  cleanup: (() => unknown)[],
+  opts: Omit<ChainOptions, "app" | "hop"> = {},
+): Promise<{ app: HttpApp; chain: Chain }> {
+  const app = await startHttpApp(handler);
+  cleanup.push(() => app.close());
+  const chain = await startChain({ ...opts, app: { port: app.port, protocol: "http" }, hop: "h1" });
+  cleanup.push(() => chain.close());
+  return { app, chain };
+}
+
 /** A port nothing listens on (connection refused). */
 export async function deadPort(): Promise<number> {
   const s = net.createServer();
