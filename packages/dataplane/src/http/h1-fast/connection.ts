@@ -126,8 +126,24 @@ class FastH1Connection {
     }
     this.#extended = false;
     this.#arm(betweenRequestsMs(this.opts.limits));
+    if (socket.writableNeedDrain) {
+      // The client is not reading its responses: no further request is read until it does (node:http
+      // does the same), or one that pipelines without reading would have us hold every response.
+      socket.pause();
+      socket.once("drain", this.#onDrain);
+      return;
+    }
+    this.#readOn();
+  }
+
+  readonly #onDrain = (): void => {
+    if (this.#current === undefined) this.#readOn();
+  };
+
+  /** Reads on: the next pipelined request, once this response's writes are queued (never re-entrantly). */
+  #readOn(): void {
+    const socket = this.socket;
     if (socket.isPaused()) socket.resume();
-    // The next pipelined request, once this response's writes are queued (never re-entrantly).
     if (this.#buf !== undefined) process.nextTick(() => this.#current === undefined && this.#next());
   }
 

@@ -121,6 +121,28 @@ describe("the fast HTTP/1.1 front", () => {
     expect(body).toBe("data: 1\n\n");
   });
 
+  it("reads no further pipelined request while the client does not read its responses", async () => {
+    const body = Buffer.alloc(4 * 1024, 0x61);
+    const { app, chain: c } = await chain((_req, res) => res.end(body));
+    const sock = net.connect(c.outboundPort, "127.0.0.1");
+    cleanup.push(() => sock.destroy());
+    await new Promise((r) => sock.once("connect", r));
+    sock.pause(); // never reads
+    const requests = 4_000;
+    for (let i = 0; i < requests; i++) sock.write(`GET /${i} HTTP/1.1\r\nhost: a\r\n\r\n`);
+    let seen = -1;
+    for (let i = 0; i < 30 && seen !== app.requests.length; i++) {
+      seen = app.requests.length;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    console.log(
+      `pipelined ${requests} requests for 4 KiB each, never read: ${app.requests.length} reached the app`,
+    );
+    // The kernel's loopback socket buffers hold about a thousand of them (~4 MiB); without the check
+    // every request is read and answered, and the proxy holds all the responses.
+    expect(app.requests.length).toBeLessThan(requests / 2);
+  });
+
   it("answers a connection that sends nothing with 408 after the headers timeout, as node:http does", async () => {
     const { chain: c } = await chain(echo, { limits: { headersTimeoutMs: 200 } });
     const t0 = Date.now();
