@@ -132,6 +132,15 @@ describe("ResponseParser", () => {
     expect(before.seen).toMatchObject({ ended: false, closed: true });
   });
 
+  it("refuses an endless run of 1xx heads", () => {
+    const { seen } = parse(["HTTP/1.1 102 Processing\r\n\r\n".repeat(17)]);
+    expect(seen.error).toMatch(/informational/);
+    expect(
+      parse(["HTTP/1.1 102 Processing\r\n\r\n".repeat(16), "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"])
+        .seen.ended,
+    ).toBe(true);
+  });
+
   it("refuses a head beyond its limit", () => {
     const { seen } = parse([`HTTP/1.1 200 OK\r\nx-big: ${"a".repeat(17 * 1024)}`]);
     expect(seen.error).toMatch(/too large/);

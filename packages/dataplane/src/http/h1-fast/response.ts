@@ -26,6 +26,8 @@ const DIGITS = /^[0-9]{1,15}$/;
 const KEEP_ALIVE_TIMEOUT = /(?:^|[,\s])timeout=([0-9]{1,6})\b/i;
 const CHUNK_SIZE = /^([0-9a-fA-F]{1,12})[ \t]*(?:;[\t\x20-\x7e\x80-\xff]*)?$/;
 const CRLF = Buffer.from("\r\n");
+/** An upstream sending 1xx heads without end would keep the parser busy forever. */
+const MAX_INFORMATIONAL = 16;
 const CRLF_CRLF = Buffer.from("\r\n\r\n");
 
 enum State {
@@ -46,6 +48,8 @@ export class ResponseParser {
   #buf: Buffer | undefined;
   #remaining = 0;
   #headOnly = false;
+  /** 1xx heads skipped for the current request. */
+  #informational = 0;
   /** The response allows the connection to carry another request. */
   keepAlive = true;
   /** The upstream's `Keep-Alive: timeout=N` (ms), when it said it: how long it keeps an idle connection. */
@@ -63,6 +67,7 @@ export class ResponseParser {
   expect(method: string, handler: ResponseHandler): void {
     this.#state = State.Head;
     this.#headOnly = method === "HEAD";
+    this.#informational = 0;
     this.#handler = handler;
     this.#buf = undefined;
   }
@@ -218,6 +223,10 @@ export class ResponseParser {
       // Informational (100, 102, 103): skipped, the final response follows. 101 is not asked for here.
       if (status === 101) {
         this.#fail("unexpected 101 Switching Protocols");
+        return -1;
+      }
+      if (++this.#informational > MAX_INFORMATIONAL) {
+        this.#fail("too many informational responses");
         return -1;
       }
       return end + 4;
