@@ -28,7 +28,8 @@ import { type FastRequest, parseRequest } from "./parse.js";
  * connection closed, as node:http (httpAllowHalfOpen false) does.
  */
 
-const PIPELINE_BUFFER_BYTES = 64 * 1024;
+/** HARDENING's bound on what a connection may have buffered before backpressure (~32 KiB). */
+const PIPELINE_BUFFER_BYTES = 32 * 1024;
 
 /** node:http closes a connection idle between requests at whichever of its two timeouts comes first. */
 const betweenRequestsMs = (limits: HttpLimits): number =>
