@@ -273,23 +273,18 @@ const FIRST_WINS: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * `responseHeaders` from a raw name/value list (undici's: Buffers, read as
+ * `responseHeaders` from a raw name/value list (the fast client's, read as
  * latin1 like node:http does), in one pass with no intermediate map. Repeats
  * follow node:http's IncomingMessage.headers, so both HTTP/1.1 clients give
  * the same result: set-cookie a list, cookie joined with "; ", FIRST_WINS
  * fields keep the first value, the rest joined with ", ".
  */
-export function rawResponseHeaders(
-  raw: readonly (Buffer | string)[],
-  opts: { stripInternal: boolean },
-): HeaderMap {
+export function rawResponseHeaders(raw: readonly string[], opts: { stripInternal: boolean }): HeaderMap {
   const out: HeaderMap = {};
   let nominated: string | undefined;
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    const n = raw[i] as Buffer | string;
-    const v = raw[i + 1] as Buffer | string;
-    const name = (typeof n === "string" ? n : n.toString("latin1")).toLowerCase();
-    const value = typeof v === "string" ? v : v.toString("latin1");
+    const name = (raw[i] as string).toLowerCase();
+    const value = raw[i + 1] as string;
     if (name === "connection") {
       nominated = nominated === undefined ? value : `${nominated}, ${value}`;
       continue;

@@ -1,6 +1,7 @@
 import { performance } from "node:perf_hooks";
 import type { Readable } from "node:stream";
 import { Flag, FlagSet } from "./flags.js";
+import { CONTENT_LENGTH } from "./h1-fast/grammar.js";
 import { bodilessStatus } from "./headers.js";
 import { pump } from "./pump.js";
 import { grpcStatusOf, type TryFailure } from "./retry-policy.js";
@@ -178,7 +179,7 @@ export function relay(
         if (bodiless) body.resume();
         else {
           const cl = head.headers["content-length"];
-          if (typeof cl === "string" && /^[0-9]{1,15}$/.test(cl)) declaredLength = Number(cl);
+          if (typeof cl === "string" && CONTENT_LENGTH.test(cl)) declaredLength = Number(cl);
           stopResponse = pump(
             body,
             down.sink,

@@ -2,6 +2,7 @@ import type { Socket } from "node:net";
 import { Readable, type Writable } from "node:stream";
 import { cleanTrailers, type RequestHead, rawResponseHeaders } from "../headers.js";
 import type { HeaderMap, UpstreamCall, UpstreamEvents, UpstreamFailure } from "../types.js";
+import { INVALID_VALUE_CHAR, TOKEN } from "./grammar.js";
 import { type ResponseHandler, ResponseParser } from "./response.js";
 
 /**
@@ -36,8 +37,6 @@ export function h1CanSend(head: RequestHead, endStream: boolean): boolean {
     head.path !== "*"
   );
 }
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 const ORIGIN_PATH = /^\/[\x21-\x7e\x80-\xff]*$/;
 
 const noop = (): void => {};
@@ -110,7 +109,7 @@ const uncork = (socket: Socket): void => {
  * and the caller sees a call that could not be opened (→ 400).
  */
 export function requestHead(head: RequestHead, host: string): string {
-  let invalid = !TOKEN.test(head.method) || !ORIGIN_PATH.test(head.path) || BAD_VALUE.test(host);
+  let invalid = !TOKEN.test(head.method) || !ORIGIN_PATH.test(head.path) || INVALID_VALUE_CHAR.test(host);
   let text = `${head.method} ${head.path} HTTP/1.1\r\nhost: ${host}\r\n`;
   for (const name in head.headers) {
     // TE is hop-by-hop in HTTP/1.1 and would have to be nominated in Connection; apps do not need it.
@@ -118,11 +117,11 @@ export function requestHead(head: RequestHead, host: string): string {
     if (!TOKEN.test(name)) invalid = true;
     const value = head.headers[name] as string | string[];
     if (typeof value === "string") {
-      if (BAD_VALUE.test(value)) invalid = true;
+      if (INVALID_VALUE_CHAR.test(value)) invalid = true;
       text += `${name}: ${value}\r\n`;
     } else {
       for (const v of value) {
-        if (BAD_VALUE.test(v)) invalid = true;
+        if (INVALID_VALUE_CHAR.test(v)) invalid = true;
         text += `${name}: ${v}\r\n`;
       }
     }

@@ -3,6 +3,7 @@ import { DownstreamBase, REFUSED_EXTRA } from "../downstream.js";
 import { Flag } from "../flags.js";
 import { localReply, reasonPhrase } from "../local-reply.js";
 import type { Downstream, HeaderMap } from "../types.js";
+import { CONTENT_LENGTH, INVALID_VALUE_CHAR, TOKEN } from "./grammar.js";
 import type { FastRequest } from "./parse.js";
 
 /**
@@ -27,10 +28,6 @@ export interface FastExchangeOwner {
 /** What of net.Socket / tls.TLSSocket the fast front uses. */
 export type FastSocket = import("node:net").Socket;
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const DIGITS = /^[0-9]{1,15}$/;
-/** node:http refuses these in a field value (checkInvalidHeaderChar). */
-const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 /** Never relayed in a response head: this connection's framing is ours to write. */
 const OWN_FIELDS: ReadonlySet<string> = new Set([
   "content-length",
@@ -62,11 +59,11 @@ function fieldLines(headers: HeaderMap): string | undefined {
     if (value === undefined || OWN_FIELDS.has(name)) continue;
     if (!TOKEN.test(name)) return undefined;
     if (typeof value === "string") {
-      if (INVALID_VALUE.test(value)) return undefined;
+      if (INVALID_VALUE_CHAR.test(value)) return undefined;
       s += `${name}: ${value}\r\n`;
     } else {
       for (const v of value) {
-        if (INVALID_VALUE.test(v)) return undefined;
+        if (INVALID_VALUE_CHAR.test(v)) return undefined;
         s += `${name}: ${v}\r\n`;
       }
     }
@@ -144,7 +141,7 @@ export class FastH1Downstream extends DownstreamBase implements Downstream {
   respond(status: number, headers: HeaderMap, endStream: boolean): boolean {
     if (this.#headersSent || this.finished) return false;
     const cl = headers["content-length"];
-    const declared = typeof cl === "string" && DIGITS.test(cl) ? cl : undefined;
+    const declared = typeof cl === "string" && CONTENT_LENGTH.test(cl) ? cl : undefined;
     // A length that cannot frame this response (repeated, not a number): node:http would refuse it too.
     if (cl !== undefined && declared === undefined) return false;
     const lines = fieldLines(headers);

@@ -18,6 +18,8 @@
  * head or body not yet received whole (a slow client is node:http's to time).
  */
 
+import { CONTENT_LENGTH, CRLF_CRLF } from "./grammar.js";
+
 /** A request as node:http would present it (headers: lowercase names, one string each). */
 export interface FastRequest {
   method: string;
@@ -39,8 +41,6 @@ export interface ParseLimits {
 const REQUEST_LINE = /^([A-Z]{1,20}) (\/[\x21-\x7e]*) HTTP\/1\.1$/;
 /** A field line: token name, ':', optional whitespace, a value of visible ASCII / SP / HTAB, trimmed. */
 const FIELD_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([\t\x20-\x7e]*?)[ \t]*$/;
-const DIGITS = /^[0-9]{1,15}$/;
-const CRLF_CRLF = Buffer.from("\r\n\r\n");
 
 /** Fields whose presence sends the request to node:http (framing or protocol changes it handles). */
 const HANDED_OVER: ReadonlySet<string> = new Set([
@@ -82,7 +82,7 @@ export function parseRequest(buf: Buffer, limits: ParseLimits): FastRequest | un
   let body: Buffer | undefined;
   const cl = headers["content-length"];
   if (cl !== undefined) {
-    if (!DIGITS.test(cl)) return undefined;
+    if (!CONTENT_LENGTH.test(cl)) return undefined;
     const n = Number(cl);
     if (n > 0) {
       if (buf.length < size + n) return undefined;

@@ -8,6 +8,8 @@
  * Anything else is a protocol error: the connection is not reused.
  */
 
+import { CONTENT_LENGTH, CRLF, CRLF_CRLF } from "./grammar.js";
+
 /** What the parser reports, in order: head, body chunks, end; or one error. */
 export interface ResponseHandler {
   /** The final response head (1xx heads are skipped). `raw`: name, value, name, value... */
@@ -22,13 +24,10 @@ export interface ResponseHandler {
 
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9][0-9]{2})(?: [\t\x20-\x7e\x80-\xff]*)?$/;
 const FIELD_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([\t\x20-\x7e\x80-\xff]*?)[ \t]*$/;
-const DIGITS = /^[0-9]{1,15}$/;
 const KEEP_ALIVE_TIMEOUT = /(?:^|[,\s])timeout=([0-9]{1,6})\b/i;
 const CHUNK_SIZE = /^([0-9a-fA-F]{1,12})[ \t]*(?:;[\t\x20-\x7e\x80-\xff]*)?$/;
-const CRLF = Buffer.from("\r\n");
 /** An upstream sending 1xx heads without end would keep the parser busy forever. */
 const MAX_INFORMATIONAL = 16;
-const CRLF_CRLF = Buffer.from("\r\n\r\n");
 
 enum State {
   /** No request outstanding: any byte is unsolicited. */
@@ -238,7 +237,7 @@ export class ResponseParser {
       const name = (raw[i] as string).toLowerCase();
       const value = raw[i + 1] as string;
       if (name === "content-length") {
-        if (!DIGITS.test(value) || (length !== undefined && length !== Number(value))) {
+        if (!CONTENT_LENGTH.test(value) || (length !== undefined && length !== Number(value))) {
           this.#fail("invalid Content-Length");
           return -1;
         }
