@@ -348,6 +348,9 @@ export function createInboundHttp(opts: InboundHttpOptions): InboundHttp {
     },
   );
 
+  const closeAfter = (): boolean => tracker.draining;
+  /** One options object for every request's adapter (not one per request). */
+  const h1Options = { closeAfter, peer: true };
   const h1 = createH1Server(limits, tracker, {
     request(req: IncomingMessage, res: ServerResponse) {
       const peer = socketPeers.get(req.socket);
@@ -357,7 +360,7 @@ export function createInboundHttp(opts: InboundHttpOptions): InboundHttp {
         req.socket.destroy();
         return;
       }
-      const down = h1Downstream(req, res, { closeAfter: () => tracker.draining, peer: true });
+      const down = h1Downstream(req, res, h1Options);
       exchange(
         down,
         h1RequestHead(req, { stripInternal: true }),
@@ -373,7 +376,6 @@ export function createInboundHttp(opts: InboundHttpOptions): InboundHttp {
   });
 
   const fast = opts.fastH1 ?? fastH1Default();
-  const closeAfter = (): boolean => tracker.draining;
 
   function connectApp(): Promise<net.Socket> {
     return new Promise((resolve, reject) => {

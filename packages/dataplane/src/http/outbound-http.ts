@@ -681,9 +681,12 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
     return out;
   }
 
+  const closeAfter = (): boolean => tracker.draining;
+  /** One options object for every request's adapter (not one per request). */
+  const h1Options = { closeAfter };
   const h1 = createH1Server(limits, tracker, {
     request(req: IncomingMessage, res: ServerResponse) {
-      const down = h1Downstream(req, res, { closeAfter: () => tracker.draining });
+      const down = h1Downstream(req, res, h1Options);
       exchange(down, h1RequestHead(req, { stripInternal: true }), req.headers, req.socket, req.socket);
     },
     upgrade(req: IncomingMessage, socket: Duplex, head: Buffer) {
@@ -708,7 +711,6 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
   );
 
   const fast = opts.fastH1 ?? fastH1Default();
-  const closeAfter = (): boolean => tracker.draining;
 
   async function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const started = performance.now();

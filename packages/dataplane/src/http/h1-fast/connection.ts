@@ -64,8 +64,8 @@ class FastH1Connection {
   #armedMs = 0;
   /** The timeout fired inside a request and was extended to reach idleTimeoutMs. */
   #extended = false;
-  /** Requests taken so far (before the first, node:http's headersTimeout applies). */
-  #served = 0;
+  /** A request was taken (before the first, node:http's headersTimeout applies). */
+  #served = false;
   readonly #onData = (chunk: Buffer): void => this.#data(chunk);
   readonly #onTimeout = (): void => this.#timeout();
   readonly #onClose = (): void => this.#current?.socketClosed();
@@ -112,7 +112,7 @@ class FastH1Connection {
       return;
     }
     this.#buf = req.size === buf.length ? undefined : buf.subarray(req.size);
-    this.#served++;
+    this.#served = true;
     const down = new FastH1Downstream(this, req, this.opts.closeAfter, this.opts.peer);
     this.#current = down;
     this.opts.request(req, down, socket);
@@ -160,7 +160,7 @@ class FastH1Connection {
         return;
       }
       socket.destroy();
-    } else if (this.#served === 0 && this.#buf === undefined) {
+    } else if (!this.#served && this.#buf === undefined) {
       // Nothing ever came: node:http's answer to a connection that sends no request in time.
       endWith(
         socket,

@@ -220,18 +220,9 @@ export class FastH1Downstream extends DownstreamBase implements Downstream {
     return this;
   }
 
-  on(event: string, fn: () => void): this {
-    this.owner.socket.on(event, fn);
-    return this;
-  }
-
   removeListener(event: string, fn: () => void): this {
     this.owner.socket.removeListener(event, fn);
     return this;
-  }
-
-  off(event: string, fn: () => void): this {
-    return this.removeListener(event, fn);
   }
 
   end(trailers: HeaderMap | undefined): void {
