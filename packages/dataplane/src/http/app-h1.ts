@@ -2,7 +2,13 @@ import net from "node:net";
 import { performance } from "node:perf_hooks";
 import { PassThrough } from "node:stream";
 import { tracer } from "@weft/core";
-import { ClientCall, ClientConnection, CONNECT_ERRORS, requestHead } from "./h1-fast/client.js";
+import {
+  ClientCall,
+  type ClientCallOptions,
+  ClientConnection,
+  CONNECT_ERRORS,
+  requestHead,
+} from "./h1-fast/client.js";
 import type { RequestHead } from "./headers.js";
 import { isIdempotent } from "./retry-policy.js";
 import type {
@@ -38,6 +44,12 @@ export class AppH1Pool {
   readonly #waiters: Waiter[] = [];
   #connecting = 0;
   #closed = false;
+
+  /** What every call through this pool is told (one object, not one per request). */
+  readonly callOptions: ClientCallOptions = {
+    stripInternalResponse: true,
+    release: (c) => this.release(c),
+  };
 
   constructor(private readonly app: { host: string; port: number }) {}
 
@@ -175,10 +187,14 @@ export class AppH1Call implements UpstreamCall, UpstreamEvents {
       this.pool.release(conn);
       return;
     }
-    const call = new ClientCall(conn, this.head.method, this.#text, this.#bodyless, this, {
-      stripInternalResponse: true,
-      release: (c) => this.pool.release(c),
-    });
+    const call = new ClientCall(
+      conn,
+      this.head.method,
+      this.#text,
+      this.#bodyless,
+      this,
+      this.pool.callOptions,
+    );
     this.#call = call;
     const sink = this.requestSink;
     if (sink !== undefined && call.requestSink !== undefined) sink.pipe(call.requestSink, { end: false });
