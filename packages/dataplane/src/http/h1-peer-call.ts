@@ -1,4 +1,4 @@
-import { ClientCall, requestHead } from "./h1-fast/client.js";
+import { ClientCall, type ClientCallOptions, requestHead } from "./h1-fast/client.js";
 import type { Http1PeerPool, PeerConnection } from "./h1-peer-pool.js";
 import { REFUSED_HEADER, type RequestHead } from "./headers.js";
 import type { UpstreamEvents, UpstreamFailure } from "./types.js";
@@ -27,6 +27,24 @@ function peerRefusal(status: number, raw: readonly string[]): UpstreamFailure | 
   return undefined;
 }
 
+/** What every call through a pool is told: one object per pool, not one per request. */
+const optionsByPool = new WeakMap<Http1PeerPool, ClientCallOptions>();
+
+function optionsFor(pool: Http1PeerPool): ClientCallOptions {
+  let o = optionsByPool.get(pool);
+  if (o === undefined) {
+    o = {
+      stripInternalResponse: false,
+      refused: peerRefusal,
+      // Whatever the outcome, the connection goes back: the pool keeps it only if it is still usable.
+      release: (c) => pool.release(c as PeerConnection),
+      staleIsRefused: true,
+    };
+    optionsByPool.set(pool, o);
+  }
+  return o;
+}
+
 export class PeerH1Call extends ClientCall {
   constructor(
     pool: Http1PeerPool,
@@ -36,12 +54,13 @@ export class PeerH1Call extends ClientCall {
     endStream: boolean,
     events: UpstreamEvents,
   ) {
-    super(conn, head.method, requestHead(head, head.authority ?? service), endStream, events, {
-      stripInternalResponse: false,
-      refused: peerRefusal,
-      // Whatever the outcome, the connection goes back: the pool keeps it only if it is still usable.
-      release: () => pool.release(conn),
-      staleIsRefused: true,
-    });
+    super(
+      conn,
+      head.method,
+      requestHead(head, head.authority ?? service),
+      endStream,
+      events,
+      optionsFor(pool),
+    );
   }
 }
