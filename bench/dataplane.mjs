@@ -40,8 +40,12 @@ import {
 const argv = process.argv.slice(2);
 const QUICK = argv.includes("--quick");
 const PROFILE = argv.includes("--profile") || (!QUICK && !argv.includes("--no-profile"));
-// The profiled load: GET / (32 B) by default; --profile-path=/64k for the large responses.
+// The profiled load: GET / (32 B) by default; --profile-path=/64k for the large responses;
+// --profile-traffic=h2 or grpc profiles those (h2load -c4 -m8, maximum throughput only).
 const PROFILE_PATH = argv.find((a) => a.startsWith("--profile-path="))?.slice(15) ?? "/";
+const PROFILE_TRAFFIC = argv.find((a) => a.startsWith("--profile-traffic="))?.slice(18) ?? "http1";
+if (!["http1", "h2", "grpc"].includes(PROFILE_TRAFFIC))
+  throw new Error(`--profile-traffic: expected http1, h2 or grpc, got "${PROFILE_TRAFFIC}"`);
 const ONLY = argv
   .find((a) => a.startsWith("--only="))
   ?.slice(7)
@@ -291,8 +295,10 @@ try {
   // --- Weft: one server sidecar per route, one client sidecar with an upstream per route.
   const sidecarArgs = (service, appPort, protocol, extra = []) =>
     benchSidecarArgs(srv, { service, appPort, protocol, extra: ["--health-interval", "500ms", ...extra] });
+  // BENCH_SIDECAR_NODE_FLAGS: node flags for every Weft sidecar (comparisons, e.g. heap sizes).
+  const sidecarNodeFlags = (process.env.BENCH_SIDECAR_NODE_FLAGS ?? "").split(" ").filter(Boolean);
   const startSidecar = (args, what, nodeFlags = []) =>
-    spawnReady(process.execPath, [...nodeFlags, ...args], {
+    spawnReady(process.execPath, [...sidecarNodeFlags, ...nodeFlags, ...args], {
       ready: SIDECAR_READY,
       what,
       timeoutMs: 60_000,
@@ -487,6 +493,13 @@ try {
       cpuS: Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, r3(v)])),
       // CPU charged to the requests of the measured window: the run's CPU scaled to that window.
       cpuUsPerRequest: Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, perReq(v * scale)])),
+      // Of it, the kernel's share (stime): syscalls and the loopback TCP work done inside them.
+      kernelUsPerRequest: roles.clientProxy
+        ? {
+            clientProxy: perReq(s.kernelCpu[roles.clientProxy] * scale),
+            serverProxy: perReq(s.kernelCpu[roles.serverProxy] * scale),
+          }
+        : undefined,
       proxyVcpu: roles.clientProxy
         ? { clientProxy: r3(cpu.clientProxy / s.seconds), serverProxy: r3(cpu.serverProxy / s.seconds) }
         : undefined,
@@ -589,9 +602,9 @@ try {
   let profile;
   phase = "profile";
   if (PROFILE && !tools.wrk.skip) {
-    const ctx = { client, sidecarArgs, startSidecar, appPort: appPorts.http };
+    const ctx = { client, sidecarArgs, startSidecar, appPorts };
     profile = { max: await profileWeftPair(ctx, "max") };
-    if (!QUICK) profile.rate1000 = await profileWeftPair(ctx, "rate");
+    if (!QUICK && PROFILE_TRAFFIC === "http1") profile.rate1000 = await profileWeftPair(ctx, "rate");
   }
 
   const result = {
@@ -663,6 +676,8 @@ function summarize(result) {
         errors: rs.reduce((a, r) => a + r.errors, 0),
         clientProxyUs: median(rs.map((r) => r.cpuUsPerRequest.clientProxy)),
         serverProxyUs: median(rs.map((r) => r.cpuUsPerRequest.serverProxy)),
+        clientProxyKernelUs: median(rs.map((r) => r.kernelUsPerRequest?.clientProxy)),
+        serverProxyKernelUs: median(rs.map((r) => r.kernelUsPerRequest?.serverProxy)),
         loadgenUs: median(rs.map((r) => r.cpuUsPerRequest.loadgen)),
         appUs: median(rs.map((r) => r.cpuUsPerRequest.app)),
         otherLoadCores: median(rs.map((r) => r.otherLoadCores)),
@@ -741,7 +756,7 @@ function summarize(result) {
  * "rate": HTTP/1.1 at an evenly paced 1,000 req/s (the low-batching regime
  * where the per-request cost is highest).
  */
-async function profileWeftPair({ client, sidecarArgs, startSidecar, appPort }, kind) {
+async function profileWeftPair({ client, sidecarArgs, startSidecar, appPorts }, kind) {
   const PROFILE_S = 8;
   const base =
     argv.find((a) => a.startsWith("--profile-dir="))?.slice(14) ??
@@ -753,24 +768,36 @@ async function profileWeftPair({ client, sidecarArgs, startSidecar, appPort }, k
     { kind: "Intention", name: "prof-http", sources: [{ name: "prof-client", action: "allow" }] },
   ]);
   const flags = (name) => ["--cpu-prof", `--cpu-prof-dir=${join(dir, name)}`];
+  // What is profiled: HTTP/1.1 (default), or --profile-traffic=h2 / grpc through their own apps.
+  const traffic = {
+    http1: { app: appPorts.http, protocol: "http", path: PROFILE_PATH, generator: "wrk -c32" },
+    h2: { app: appPorts.h2, protocol: "http2", path: "/", generator: "h2load -c4 -m8" },
+    grpc: { app: appPorts.grpc, protocol: "grpc", path: GRPC_PATH, generator: "h2load -c4 -m8 (gRPC)" },
+  }[PROFILE_TRAFFIC];
   const server = await startSidecar(
-    sidecarArgs("prof-http", appPort, "http"),
+    sidecarArgs("prof-http", traffic.app, traffic.protocol),
     "profiled server sidecar",
     flags("server"),
   );
   const port = await freePort();
   const cl = await startSidecar(
-    sidecarArgs("prof-client", appPort, "http", ["--upstream", `prof-http=${port}`]),
+    sidecarArgs("prof-client", appPorts.http, "http", ["--upstream", `prof-http=${port}`]),
     "profiled client sidecar",
     flags("client"),
   );
   let load;
   try {
-    await probeUntilOk("http1", port, "/", 60_000);
-    if (kind === "max") {
+    if (PROFILE_TRAFFIC !== "http1") {
+      await probeUntilOk(PROFILE_TRAFFIC, port, traffic.path, 60_000);
+      const h2 = { port, path: traffic.path, clients: 4, streams: 8, grpc: PROFILE_TRAFFIC === "grpc" };
+      await runH2load({ ...h2, durationS: 1, warmupS: 0 });
+      load = await runH2load({ ...h2, durationS: PROFILE_S, warmupS: 0 });
+    } else if (kind === "max") {
+      await probeUntilOk("http1", port, "/", 60_000);
       await runWrk({ port, path: PROFILE_PATH, connections: 32, durationS: 1 });
       load = await runWrk({ port, path: PROFILE_PATH, connections: 32, durationS: PROFILE_S });
     } else {
+      await probeUntilOk("http1", port, "/", 60_000);
       load = await rateLoad({ kind: "http1", path: PROFILE_PATH }, port, 1000, PROFILE_S, 1);
     }
   } finally {
@@ -781,10 +808,11 @@ async function profileWeftPair({ client, sidecarArgs, startSidecar, appPort }, k
     dir,
     load: {
       kind,
-      path: PROFILE_PATH,
+      traffic: PROFILE_TRAFFIC,
+      path: traffic.path,
       rps: load?.achievedRps,
       durationS: PROFILE_S,
-      generator: kind === "max" ? "wrk -c32" : "loadgen.mjs open loop 1,000 req/s",
+      generator: kind === "max" ? traffic.generator : "loadgen.mjs open loop 1,000 req/s",
     },
   };
   for (const side of ["client", "server"]) {

@@ -17,6 +17,16 @@ export function cpuSeconds(pid) {
   }
 }
 
+/** stime alone (CPU in the kernel: syscalls, and the loopback TCP work they do) in seconds, or NaN. */
+export function kernelCpuSeconds(pid) {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return Number(s.slice(s.lastIndexOf(")") + 2).split(" ")[12]) / HZ; // field 15
+  } catch {
+    return Number.NaN;
+  }
+}
+
 /**
  * CPU seconds of this process's reaped children (cutime+cstime): the way to
  * charge a short-lived load generator (wrk, h2load) that is gone, and its
@@ -93,6 +103,7 @@ export class RunSampler {
   start() {
     this.t0 = performance.now();
     this.cpu0 = Object.fromEntries(Object.entries(this.pids).map(([k, p]) => [k, cpuSeconds(p)]));
+    this.kernel0 = Object.fromEntries(Object.entries(this.pids).map(([k, p]) => [k, kernelCpuSeconds(p)]));
     this.children0 = reapedChildrenCpuSeconds();
     this.machine0 = machineCpuSeconds();
     this.all0 = allProcessesCpu();
@@ -109,7 +120,7 @@ export class RunSampler {
   }
 
   /**
-   * -> {seconds, cpu: {name: s}, maxRssMb: {name: MB}, reapedChildrenCpu, machineBusyCpu, irqCpu, otherProcessesCpu}
+   * -> {seconds, cpu: {name: s}, kernelCpu: {name: s}, maxRssMb: {name: MB}, reapedChildrenCpu, machineBusyCpu, irqCpu, otherProcessesCpu}
    * otherProcessesCpu: CPU of processes that are not ours (not watched, not our children), i.e. other
    * work on the machine; processes that both started and ended inside the window are missed.
    */
@@ -118,7 +129,11 @@ export class RunSampler {
     this.sample();
     const seconds = (performance.now() - this.t0) / 1000;
     const cpu = {};
-    for (const [k, p] of Object.entries(this.pids)) cpu[k] = cpuSeconds(p) - this.cpu0[k];
+    const kernelCpu = {};
+    for (const [k, p] of Object.entries(this.pids)) {
+      cpu[k] = cpuSeconds(p) - this.cpu0[k];
+      kernelCpu[k] = kernelCpuSeconds(p) - this.kernel0[k];
+    }
     const m = machineCpuSeconds();
     const ours = new Set(Object.values(this.pids).map(Number));
     let other = 0;
@@ -126,6 +141,7 @@ export class RunSampler {
     return {
       seconds,
       cpu,
+      kernelCpu,
       maxRssMb: { ...this.maxRss },
       reapedChildrenCpu: reapedChildrenCpuSeconds() - this.children0,
       machineBusyCpu: m.busy - this.machine0.busy,

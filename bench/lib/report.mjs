@@ -50,6 +50,34 @@ export function maxThroughputTable(dp) {
   return table(head, rows);
 }
 
+/**
+ * Each proxy's CPU per request split into user space and kernel (stime): how
+ * much of a gap is the proxy's own work and how much its syscalls. Runs from
+ * before the split was recorded have no kernel figures: no table.
+ */
+export function cpuSplitTable(dp) {
+  const sums = Object.values(dp.summary.maxThroughput);
+  if (!sums.some((s) => Number.isFinite(s.weft?.clientProxyKernelUs))) return "";
+  const hasHap = sums.some((s) => s.haproxy);
+  const split = (total, kernel) =>
+    Number.isFinite(kernel) ? `${n(total - kernel, 1)} + ${n(kernel, 1)}` : "–";
+  const head = [
+    "CPU µs/req, user + kernel",
+    "Weft client",
+    "Weft server",
+    ...(hasHap ? ["HAProxy client", "HAProxy server"] : []),
+  ];
+  const rows = dp.maxThroughput.map((sc) => {
+    const s = dp.summary.maxThroughput[sc.id];
+    const of = (t) => [
+      split(s[t]?.clientProxyUs, s[t]?.clientProxyKernelUs),
+      split(s[t]?.serverProxyUs, s[t]?.serverProxyKernelUs),
+    ];
+    return [sc.title, ...of("weft"), ...(hasHap ? of("haproxy") : [])];
+  });
+  return table(head, rows);
+}
+
 export function fixedRateTable(dp) {
   if (dp.fixedRate.length === 0) return "(no fixed-rate runs)";
   const hasHap = dp.fixedRate.some((sc) => sc.runs.some((r) => r.topology === "haproxy"));
@@ -113,7 +141,7 @@ export function memoryTable(dp) {
 
 function oneProfile(p) {
   const parts = [
-    `### Where the Weft sidecars spend CPU: node --cpu-prof, HTTP/1.1 keep-alive GET ${p.load.path ?? "/"}, ${p.load.generator ?? "wrk -c32"}, ${p.load.durationS} s, ${n(p.load.rps)} req/s`,
+    `### Where the Weft sidecars spend CPU: node --cpu-prof, ${{ h2: "HTTP/2 (h2c)", grpc: "gRPC unary" }[p.load.traffic] ?? "HTTP/1.1 keep-alive"} GET ${p.load.path ?? "/"}, ${p.load.generator ?? "wrk -c32"}, ${p.load.durationS} s, ${n(p.load.rps)} req/s`,
   ];
   for (const side of ["client", "server"]) {
     const s = p[side];
@@ -165,6 +193,8 @@ export function dataplaneMarkdown(dp, { withTargets = true } = {}) {
         : ""),
     "",
     maxThroughputTable(dp),
+    "",
+    cpuSplitTable(dp),
     "",
     `Fixed rate: ${dp.fixedRateGenerator}. "Added" is the latency percentile minus direct's, round by round. ` +
       `The generator's timer lag (Node timers, ~1 ms resolution; p50 ≈ ${ms(median(Object.values(dp.summary.fixedRate).map((s) => s.direct.timerLagP50)))} ms) is in every topology's figures and cancels out of "added".`,
