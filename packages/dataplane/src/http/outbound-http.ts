@@ -335,7 +335,12 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
 
     async function forwardLeased(): Promise<Result> {
       let hashKey = hashKeyOf(cluster, hashHeaders, remote);
-      const exclude = new Set<string>();
+      /** Endpoints that failed this request; made on the first failure (most requests have none). */
+      let exclude: Set<string> | undefined;
+      const excludeEndpoint = (id: string): void => {
+        exclude ??= new Set();
+        exclude.add(id);
+      };
       /** A try went out (the policy retried after a response, reset or timeout): no transparent failover after that. */
       let sent = false;
       budget?.recordRequest();
@@ -398,8 +403,9 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
 
       for (;;) {
         for (;;) {
-          let picked = pick(cluster, hashKey, exclude);
-          if (picked === undefined && preferOthers && exclude.size > 0) picked = pick(cluster, hashKey, NONE);
+          let picked = pick(cluster, hashKey, exclude ?? NONE);
+          if (picked === undefined && preferOthers && exclude !== undefined && exclude.size > 0)
+            picked = pick(cluster, hashKey, NONE);
           if (picked === undefined) {
             // Every endpoint failed to connect: the policy may give them another chance after a backoff.
             if (failures > 0 && !preferOthers && mayRetry({ kind: "connect-failure" }) && (await backoff())) {
@@ -457,7 +463,7 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
             }
             logConnectFailure(cluster, ep, e);
             observe(cluster, ep.id, { kind: "gateway-error" });
-            exclude.add(ep.id);
+            excludeEndpoint(ep.id);
             failures++;
             if (await againAfterUnsent({ kind: "connect-failure" })) continue;
             break;
@@ -541,7 +547,7 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
               detail: outcome.detail,
             });
             if (sessionGone) opts.pool.evict(session);
-            exclude.add(ep.id);
+            excludeEndpoint(ep.id);
             if (await backoff()) continue;
             flags.add(Flag.DownstreamConnectionTermination);
             return done({ status: 0, flags, endpointId: ep.id });
@@ -555,7 +561,7 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
           if (session !== undefined && (sessionGone || outcome.kind === "open-failed"))
             opts.pool.evict(session);
           // A refusal excludes the endpoint; a stale HTTP/1.1 connection says nothing about it.
-          if (outcome.kind === "retry" && h1Call?.stale !== true) exclude.add(ep.id);
+          if (outcome.kind === "retry" && h1Call?.stale !== true) excludeEndpoint(ep.id);
           failures++;
           if (await againAfterUnsent({ kind: "refused-stream" })) continue;
           break;
@@ -569,7 +575,7 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
         });
         cluster = next;
         hashKey = hashKeyOf(cluster, hashHeaders, remote);
-        exclude.clear();
+        exclude?.clear();
         attempts = 0;
         failures = 0;
         preferOthers = false;

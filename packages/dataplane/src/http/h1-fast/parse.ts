@@ -18,7 +18,7 @@
  * head or body not yet received whole (a slow client is node:http's to time).
  */
 
-import { CONTENT_LENGTH, CRLF_CRLF } from "./grammar.js";
+import { CONTENT_LENGTH, CRLF_CRLF, FIELD, fieldLine } from "./grammar.js";
 
 /** A request as node:http would present it (headers: lowercase names, one string each). */
 export interface FastRequest {
@@ -39,8 +39,6 @@ export interface ParseLimits {
 }
 
 const REQUEST_LINE = /^([A-Z]{1,20}) (\/[\x21-\x7e]*) HTTP\/1\.1$/;
-/** A field line: token name, ':', optional whitespace, a value of visible ASCII / SP / HTAB, trimmed. */
-const FIELD_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([\t\x20-\x7e]*?)[ \t]*$/;
 
 /** Fields whose presence sends the request to node:http (framing or protocol changes it handles). */
 const HANDED_OVER: ReadonlySet<string> = new Set([
@@ -58,17 +56,21 @@ const HANDED_OVER: ReadonlySet<string> = new Set([
 export function parseRequest(buf: Buffer, limits: ParseLimits): FastRequest | undefined {
   const end = buf.indexOf(CRLF_CRLF);
   if (end < 0 || end + 4 > limits.maxHeaderBytes) return undefined;
-  const lines = buf.toString("latin1", 0, end).split("\r\n");
-  const start = REQUEST_LINE.exec(lines[0] as string);
+  const head = buf.toString("latin1", 0, end);
+  let eol = head.indexOf("\r\n");
+  if (eol < 0) eol = head.length;
+  const start = REQUEST_LINE.exec(head.slice(0, eol));
   if (start === null || start[1] === "CONNECT") return undefined;
-  if (lines.length - 1 > limits.maxHeaderCount) return undefined;
   const headers: Record<string, string> = {};
-  for (let i = 1; i < lines.length; i++) {
-    const m = FIELD_LINE.exec(lines[i] as string);
-    if (m === null) return undefined;
-    const name = (m[1] as string).toLowerCase();
+  let count = 0;
+  // Field lines scanned in place (no line strings, no match arrays): this runs for every request.
+  for (let from = eol + 2; from <= head.length; from = eol + 2) {
+    eol = head.indexOf("\r\n", from);
+    if (eol < 0) eol = head.length;
+    if (++count > limits.maxHeaderCount || !fieldLine(head, from, eol, false)) return undefined;
+    const name = head.slice(from, FIELD.nameEnd).toLowerCase();
     if (headers[name] !== undefined || HANDED_OVER.has(name)) return undefined;
-    headers[name] = m[2] as string;
+    headers[name] = head.slice(FIELD.valueStart, FIELD.valueEnd);
   }
   if (headers.host === undefined) return undefined;
   let close = false;

@@ -8,7 +8,7 @@
  * Anything else is a protocol error: the connection is not reused.
  */
 
-import { CONTENT_LENGTH, CRLF, CRLF_CRLF } from "./grammar.js";
+import { CONTENT_LENGTH, CRLF, CRLF_CRLF, FIELD, fieldLine } from "./grammar.js";
 
 /** What the parser reports, in order: head, body chunks, end; or one error. */
 export interface ResponseHandler {
@@ -23,7 +23,6 @@ export interface ResponseHandler {
 }
 
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9][0-9]{2})(?: [\t\x20-\x7e\x80-\xff]*)?$/;
-const FIELD_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([\t\x20-\x7e\x80-\xff]*?)[ \t]*$/;
 const KEEP_ALIVE_TIMEOUT = /(?:^|[,\s])timeout=([0-9]{1,6})\b/i;
 const CHUNK_SIZE = /^([0-9a-fA-F]{1,12})[ \t]*(?:;[\t\x20-\x7e\x80-\xff]*)?$/;
 /** An upstream sending 1xx heads without end would keep the parser busy forever. */
@@ -170,7 +169,7 @@ export class ResponseParser {
         }
         const end = data.indexOf(CRLF_CRLF);
         if (end < 0) return this.#more(data, this.maxHeadBytes, "trailers too large");
-        const raw = this.#fields(data.toString("latin1", 0, end).split("\r\n"), 0);
+        const raw = this.#fields(data.toString("latin1", 0, end), 0);
         if (raw === undefined) return -1;
         this.#done(raw);
         return end + 4;
@@ -188,16 +187,21 @@ export class ResponseParser {
     return -1;
   }
 
-  /** Field lines from `from` on as raw pairs, or undefined after reporting an error. */
-  #fields(lines: string[], from: number): string[] | undefined {
+  /**
+   * The field lines of `head` from offset `from` on as raw pairs, or undefined after reporting an
+   * error. Scanned in place (no line strings, no match arrays): this runs for every response.
+   */
+  #fields(head: string, from: number): string[] | undefined {
     const raw: string[] = [];
-    for (let i = from; i < lines.length; i++) {
-      const m = FIELD_LINE.exec(lines[i] as string);
-      if (m === null) {
+    while (from <= head.length) {
+      let eol = head.indexOf("\r\n", from);
+      if (eol < 0) eol = head.length;
+      if (!fieldLine(head, from, eol, true)) {
         this.#fail("invalid header field");
         return undefined;
       }
-      raw.push(m[1] as string, m[2] as string);
+      raw.push(head.slice(from, FIELD.nameEnd), head.slice(FIELD.valueStart, FIELD.valueEnd));
+      from = eol + 2;
     }
     return raw;
   }
@@ -209,14 +213,16 @@ export class ResponseParser {
       this.#fail("response head too large");
       return -1;
     }
-    const lines = data.toString("latin1", 0, end).split("\r\n");
-    const s = STATUS_LINE.exec(lines[0] as string);
-    if (s === null) {
+    const head = data.toString("latin1", 0, end);
+    let eol = head.indexOf("\r\n");
+    if (eol < 0) eol = head.length;
+    if (!STATUS_LINE.test(head.slice(0, eol))) {
       this.#fail("invalid status line");
       return -1;
     }
-    const status = Number(s[2]);
-    const raw = this.#fields(lines, 1);
+    // "HTTP/1.x NNN": the minor version at 7, the status at 9–11 (checked just above).
+    const status = Number(head.slice(9, 12));
+    const raw = this.#fields(head, eol + 2);
     if (raw === undefined) return -1;
     if (status < 200) {
       // Informational (100, 102, 103): skipped, the final response follows. 101 is not asked for here.
@@ -232,7 +238,7 @@ export class ResponseParser {
     }
     let length: number | undefined;
     let chunked = false;
-    let keepAlive = s[1] === "1";
+    let keepAlive = head.charCodeAt(7) === 0x31;
     for (let i = 0; i < raw.length; i += 2) {
       const name = (raw[i] as string).toLowerCase();
       const value = raw[i + 1] as string;
