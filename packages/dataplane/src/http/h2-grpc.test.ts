@@ -257,11 +257,12 @@ const handlers: EchoHandlers = {
   },
 };
 
-async function grpcChain(opts: { authorize?: InboundAuthorize; requestTimeoutMs?: number } = {}) {
+async function grpcChain(opts: { authorize?: InboundAuthorize; requestTimeoutMs?: number; hop?: "h1" } = {}) {
   const app = await startGrpcApp(handlers);
   cleanup.push(() => app.close());
   const chain = await startChain({
     app: { port: app.port, protocol: "grpc" },
+    ...(opts.hop ? { hop: opts.hop } : {}),
     ...(opts.authorize ? { authorize: opts.authorize } : {}),
     ...(opts.requestTimeoutMs !== undefined ? { cluster: { requestTimeoutMs: opts.requestTimeoutMs } } : {}),
   });
@@ -386,5 +387,87 @@ describe("gRPC through the mesh hop", () => {
     const r = await unary(client, { text: "hi", n: 1 });
     expect(r.err?.code).toBe(grpc.status.UNAVAILABLE);
     expect(r.err?.details).toBe("no healthy upstream for api");
+  });
+});
+
+describe("h2c apps on the HTTP/1.1 mesh hop (as in the sidecar)", () => {
+  /** An h2c app answering with the request it saw, a trailer, and a response body of `size` bytes. */
+  const trailingApp = () =>
+    startH2cApp((stream, headers) => {
+      const chunks: Buffer[] = [];
+      stream.on("data", (d: Buffer) => chunks.push(d));
+      stream.on("end", () => {
+        stream.respond(
+          { ":status": 200, "x-seen": `${headers[":method"]} ${headers[":path"]}` },
+          { waitForTrailers: true },
+        );
+        stream.on("wantTrailers", () =>
+          stream.sendTrailers({ "x-sum": String(Buffer.concat(chunks).length) }),
+        );
+        stream.end(`body=${Buffer.concat(chunks).toString()}`);
+      });
+    });
+
+  it("plain requests (no body, or a declared length) cross on HTTP/1.1 with trailers; a body of unknown length and gRPC keep HTTP/2", async () => {
+    const app = await trailingApp();
+    cleanup.push(() => app.close());
+    const chain = await startChain({ app: { port: app.port, protocol: "http2" }, hop: "h1" });
+    cleanup.push(() => chain.close());
+    const session = h2cClient(chain.outboundPort);
+
+    const get = await h2Request(session, { ":method": "GET", ":path": "/a?b=1", ":authority": "api.mesh" });
+    expect(get.headers[":status"]).toBe(200);
+    expect(get.headers["x-seen"]).toBe("GET /a?b=1");
+    expect(get.body.toString()).toBe("body=");
+    expect(get.trailers?.["x-sum"]).toBe("0");
+    const post = await h2Request(
+      session,
+      { ":method": "POST", ":path": "/p", "content-length": "5" },
+      "hello",
+    );
+    expect(post.body.toString()).toBe("body=hello");
+    expect(post.trailers?.["x-sum"]).toBe("5");
+    expect(chain.mtlsConnections).toEqual(["http/1.1"]);
+    expect(chain.pool.size).toBe(0);
+
+    // No content-length: the body's length is unknown, it streams on the HTTP/2 session.
+    const streamed = await h2Request(session, { ":method": "POST", ":path": "/s" }, "abc");
+    expect(streamed.body.toString()).toBe("body=abc");
+    expect(streamed.trailers?.["x-sum"]).toBe("3");
+    expect(chain.mtlsConnections).toEqual(["http/1.1", "h2"]);
+    expect(chain.outboundEvents.map((e) => e.status)).toEqual([200, 200, 200]);
+  });
+
+  it("gRPC keeps the HTTP/2 session even where plain requests take HTTP/1.1", async () => {
+    const { client, chain } = await grpcChain({ hop: "h1" });
+    const r = await unary(client, { text: "hi", n: 1 });
+    expect(r.err).toBeNull();
+    expect(chain.mtlsConnections).toEqual(["h2"]);
+  });
+
+  it("an h2c client's concurrent requests take at most 64 connections to a peer; the rest share the session", async () => {
+    // The app answers only once all 70 requests are in, so they overlap however slow the machine.
+    const held: (() => void)[] = [];
+    const app = await startH2cApp((stream) => {
+      held.push(() => {
+        stream.respond({ ":status": 200 });
+        stream.end("ok");
+      });
+      if (held.length === 70) for (const answer of held.splice(0)) answer();
+    });
+    cleanup.push(() => app.close());
+    const chain = await startChain({
+      app: { port: app.port, protocol: "http2" },
+      hop: "h1",
+      limits: { maxConcurrentStreams: 200 },
+    });
+    cleanup.push(() => chain.close());
+    const session = h2cClient(chain.outboundPort);
+    const results = await Promise.all(
+      Array.from({ length: 70 }, (_, i) => h2Request(session, { ":method": "GET", ":path": `/${i}` })),
+    );
+    expect(results.map((r) => r.headers[":status"])).toEqual(Array(70).fill(200));
+    expect(chain.mtlsConnections.filter((a) => a === "http/1.1")).toHaveLength(64);
+    expect(chain.mtlsConnections.filter((a) => a === "h2")).toHaveLength(1);
   });
 });

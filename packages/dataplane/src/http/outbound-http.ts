@@ -119,6 +119,11 @@ interface Result {
 }
 
 const NONE: ReadonlySet<string> = new Set();
+/**
+ * Connections to one peer that an h2c app's requests may take on the HTTP/1.1 hop (cheaper per request
+ * than an HTTP/2 stream, see the README); its further concurrent requests are multiplexed on the session.
+ */
+const H2_APP_H1_CONNECTIONS = 64;
 
 const FORWARDED_PROTO = "x-forwarded-proto";
 const STRIP_INTERNAL = { stripInternal: true } as const;
@@ -416,12 +421,16 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
           attempts++;
           const ep = picked.endpoint;
           const peer: PeerEndpoint = { address: ep.address, port: ep.port };
-          // HTTP/1.1 to the peer for an HTTP/1.1 app's plain request, else a stream on the HTTP/2 session.
+          // HTTP/1.1 to the peer for a plain request to an http or http2 service (no body or a declared length,
+          // not gRPC), else a stream on the HTTP/2 session. An h2c app's requests take at most
+          // H2_APP_H1_CONNECTIONS connections to one peer; beyond, they share the session (an HTTP/1.1
+          // app's concurrency is its own connection count already).
           const h1Pool =
             opts.h1Pool !== undefined &&
-            down.http1 &&
-            cluster.protocol === "http" &&
-            h1CanSend(head, !down.body)
+            !down.grpc &&
+            (cluster.protocol === "http" || cluster.protocol === "http2") &&
+            h1CanSend(head, !down.body) &&
+            (down.http1 || opts.h1Pool.busy(peer, cluster.service) < H2_APP_H1_CONNECTIONS)
               ? opts.h1Pool
               : undefined;
           let link: ClientHttp2Session | PeerConnection;
