@@ -71,7 +71,8 @@ export function h1Downstream(
  */
 class H1Downstream extends DownstreamBase implements Downstream {
   readonly method: string;
-  readonly grpc = false;
+  /** A peer proxy's gRPC request (its unary calls cross on HTTP/1.1): local replies are gRPC statuses. */
+  readonly grpc: boolean;
   readonly http1 = true;
   readonly body: Readable | undefined;
   readonly sink: ServerResponse;
@@ -87,6 +88,7 @@ class H1Downstream extends DownstreamBase implements Downstream {
     // A request without a body is consumed now, so that its "end" comes and node:http moves to the next one.
     if (!hasBody) req.resume();
     this.method = req.method ?? "GET";
+    this.grpc = opts.peer === true && isGrpcContentType(req.headers["content-type"]);
     this.body = hasBody ? req : undefined;
     this.sink = res;
     res.once("close", () => this.closed(res.writableFinished));
@@ -138,17 +140,22 @@ class H1Downstream extends DownstreamBase implements Downstream {
 
   refuse(): boolean {
     if (this.opts.peer !== true || this.res.headersSent) return false;
-    this.localReply(503, "upstream connect error", Flag.UpstreamConnectionFailure, REFUSED_EXTRA);
+    // A plain 503, gRPC or not: the peer reads the refusal from the status and REFUSED_HEADER.
+    this.#reply(503, "upstream connect error", Flag.UpstreamConnectionFailure, false, REFUSED_EXTRA);
     return true;
   }
 
   localReply(status: number, body: string, flags: string, extra?: HeaderMap): void {
+    this.#reply(status, body, flags, this.grpc, extra);
+  }
+
+  #reply(status: number, body: string, flags: string, grpc: boolean, extra?: HeaderMap): void {
     const res = this.res;
     if (res.headersSent) {
       this.reset();
       return;
     }
-    const reply = localReply(status, body, flags, false, extra);
+    const reply = localReply(status, body, flags, grpc, extra);
     const headers: OutgoingHttpHeaders = { ...reply.headers };
     // A body we did not read would otherwise have to be drained before the next request.
     // A malformed request closes its connection too: what follows it cannot be trusted.

@@ -82,6 +82,19 @@ export class PeerConnection extends ClientConnection {
   }
 }
 
+/**
+ * The peer does not speak HTTP/1.1 (its TLS server refused our ALPN "http/1.1": a proxyless gRPC
+ * server, say). Nothing was sent; the pool remembers it and the request goes over HTTP/2.
+ */
+export class PeerWithoutHttp1 extends Error {
+  constructor(readonly key: string) {
+    super(`peer ${key} does not speak HTTP/1.1`);
+  }
+}
+
+/** Peers remembered as speaking HTTP/2 only; beyond this many the memory starts over. */
+const MAX_HTTP2_ONLY = 10_000;
+
 /** A request waiting for a connection to a peer to come free: given one, or "retry" (a lease may be free). */
 type Waiter = (conn: PeerConnection | "retry") => void;
 
@@ -94,6 +107,8 @@ export class Http1PeerPool {
   /** Requests waiting for one of those, per peer, oldest first. */
   readonly #waiters = new Map<string, Waiter[]>();
   readonly #live = new Set<PeerConnection>();
+  /** Peers whose TLS server refused ALPN "http/1.1" (they speak HTTP/2 only). */
+  readonly #http2Only = new Set<string>();
   #closed = false;
 
   constructor(opts: Http1PeerPoolOptions) {
@@ -103,6 +118,11 @@ export class Http1PeerPool {
   /** Connections open, idle or busy. */
   get size(): number {
     return this.#live.size;
+  }
+
+  /** Whether this peer may be spoken to over HTTP/1.1 (false once it refused the protocol). */
+  speaksHttp1(ep: PeerEndpoint, expectService: string): boolean {
+    return this.#http2Only.size === 0 || !this.#http2Only.has(keyOf(ep, expectService));
   }
 
   /** Connections to this peer out for an exchange or being connected for one. */
@@ -181,6 +201,14 @@ export class Http1PeerPool {
       this.#countBusy(key, -1);
       // A request waiting for this connection tries for itself (the lease is free again).
       this.#nextWaiter(key)?.("retry");
+      if (
+        (e as { cause?: { code?: unknown } }).cause?.code === "ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL"
+      ) {
+        if (this.#http2Only.size >= MAX_HTTP2_ONLY) this.#http2Only.clear();
+        this.#http2Only.add(key);
+        trace("peer speaks no http/1.1", { key });
+        throw new PeerWithoutHttp1(key);
+      }
       throw e;
     }
     if (release !== undefined) socket.once("close", release);

@@ -73,6 +73,19 @@ describe("HTTP/1.1 between the sidecars", () => {
     expect(chain.mtlsConnections).toHaveLength(opened);
   });
 
+  it("a peer that refuses ALPN http/1.1 (HTTP/2 only, like a proxyless gRPC server) gets the request over HTTP/2, and is remembered", async () => {
+    const { chain } = await h1Chain(echo, { inboundAlpn: ["h2"] });
+    for (let i = 0; i < 3; i++) {
+      const r = await httpRequest(chain.outboundPort, { path: `/x/${i}` });
+      expect(r.status).toBe(200);
+      expect(r.body.toString()).toBe(`GET /x/${i} `);
+    }
+    // One handshake refused (no common ALPN), then HTTP/2 only: the peer was remembered.
+    expect(chain.tlsClientErrors()).toBe(1);
+    expect(chain.mtlsConnections).toEqual(["h2"]);
+    expect(chain.outboundEvents.map((e) => e.flags)).toEqual(["-", "-", "-"]);
+  });
+
   it("at the connection limit, requests wait for a connection to the peer to come free (pending), bounded by the connect timeout", async () => {
     const overflows: string[] = [];
     const breaker = new CircuitBreaker(

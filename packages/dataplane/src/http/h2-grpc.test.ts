@@ -285,9 +285,13 @@ function unary(client: EchoClient, req: Msg, meta = new grpc.Metadata()) {
   });
 }
 
-describe("gRPC through the mesh hop", () => {
+// Every gRPC behaviour on both mesh hops: HTTP/2 only, and the sidecar's (unary calls on HTTP/1.1).
+describe.each([
+  { hop: undefined, name: "HTTP/2" },
+  { hop: "h1" as const, name: "HTTP/1.1 for whole unary calls" },
+])("gRPC through the mesh hop ($name)", ({ hop }) => {
   it("unary with metadata and trailers", async () => {
-    const { client, chain } = await grpcChain();
+    const { client, chain } = await grpcChain({ hop });
     const r = await unary(client, { text: "hi", n: 41 }, md({ "x-trace": "t-1" }));
     expect(r.err).toBeNull();
     expect(r.res).toEqual({ text: "echo hi t-1", n: 42 });
@@ -296,14 +300,14 @@ describe("gRPC through the mesh hop", () => {
   });
 
   it("a handler's NOT_FOUND reaches the client with the same code and message", async () => {
-    const { client } = await grpcChain();
+    const { client } = await grpcChain({ hop });
     const r = await unary(client, { text: "missing", n: 0 });
     expect(r.err?.code).toBe(grpc.status.NOT_FOUND);
     expect(r.err?.details).toBe("no such thing: «missing» 100%");
   });
 
   it("a trailers-only response stays trailers-only (one HEADERS frame with END_STREAM)", async () => {
-    const { chain, app } = await grpcChain();
+    const { chain, app } = await grpcChain({ hop });
     const call = {
       ":method": "POST",
       ":path": "/weft.test.Echo/Unary",
@@ -323,7 +327,7 @@ describe("gRPC through the mesh hop", () => {
   });
 
   it("server streaming", async () => {
-    const { client } = await grpcChain();
+    const { client } = await grpcChain({ hop });
     const call = client.ServerStream({ text: "s", n: 100 });
     const got: Msg[] = [];
     call.on("data", (m: Msg) => got.push(m));
@@ -334,7 +338,7 @@ describe("gRPC through the mesh hop", () => {
   });
 
   it("client streaming", async () => {
-    const { client } = await grpcChain();
+    const { client } = await grpcChain({ hop });
     const res = await new Promise<Msg | undefined>((resolve, reject) => {
       const call = client.ClientStream((err, r) => (err ? reject(err) : resolve(r)));
       for (const t of ["a", "b", "c", "d"]) call.write({ text: t, n: 0 });
@@ -344,7 +348,7 @@ describe("gRPC through the mesh hop", () => {
   });
 
   it("bidirectional streaming, interleaved", async () => {
-    const { client } = await grpcChain();
+    const { client } = await grpcChain({ hop });
     const call = client.Bidi();
     const got: Msg[] = [];
     for (let i = 0; i < 20; i++) {
@@ -366,7 +370,7 @@ describe("gRPC through the mesh hop", () => {
       body: "RBAC: access denied",
       flags: "RBAC",
     });
-    const { client } = await grpcChain({ authorize: deny });
+    const { client } = await grpcChain({ authorize: deny, hop });
     const r = await unary(client, { text: "hi", n: 1 });
     expect(r.err?.code).toBe(grpc.status.PERMISSION_DENIED);
     expect(r.err?.details).toBe("RBAC: access denied");
@@ -374,7 +378,7 @@ describe("gRPC through the mesh hop", () => {
   });
 
   it("the request timeout reaches a gRPC client as DEADLINE_EXCEEDED", async () => {
-    const { client, chain } = await grpcChain({ requestTimeoutMs: 300 });
+    const { client, chain } = await grpcChain({ requestTimeoutMs: 300, hop });
     const r = await unary(client, { text: "hang", n: 1 });
     expect(r.err?.code).toBe(grpc.status.DEADLINE_EXCEEDED);
     expect(r.err?.details).toBe("upstream request timeout");
@@ -382,7 +386,7 @@ describe("gRPC through the mesh hop", () => {
   });
 
   it("no healthy upstream reaches a gRPC client as UNAVAILABLE", async () => {
-    const { client, chain } = await grpcChain();
+    const { client, chain } = await grpcChain({ hop });
     (chain as Chain).setCluster({ endpoints: [] });
     const r = await unary(client, { text: "hi", n: 1 });
     expect(r.err?.code).toBe(grpc.status.UNAVAILABLE);
@@ -408,7 +412,7 @@ describe("h2c apps on the HTTP/1.1 mesh hop (as in the sidecar)", () => {
       });
     });
 
-  it("plain requests (no body, or a declared length) cross on HTTP/1.1 with trailers; a body of unknown length and gRPC keep HTTP/2", async () => {
+  it("plain requests (no body, or a declared length) cross on HTTP/1.1 with trailers; a body of unknown length keeps HTTP/2", async () => {
     const app = await trailingApp();
     cleanup.push(() => app.close());
     const chain = await startChain({ app: { port: app.port, protocol: "http2" }, hop: "h1" });
@@ -438,11 +442,19 @@ describe("h2c apps on the HTTP/1.1 mesh hop (as in the sidecar)", () => {
     expect(chain.outboundEvents.map((e) => e.status)).toEqual([200, 200, 200]);
   });
 
-  it("gRPC keeps the HTTP/2 session even where plain requests take HTTP/1.1", async () => {
+  it("a unary gRPC call, whole in hand, crosses on HTTP/1.1; a streaming call keeps the HTTP/2 session", async () => {
     const { client, chain } = await grpcChain({ hop: "h1" });
     const r = await unary(client, { text: "hi", n: 1 });
     expect(r.err).toBeNull();
-    expect(chain.mtlsConnections).toEqual(["h2"]);
+    expect(r.res).toEqual({ text: "echo hi ", n: 2 });
+    expect(chain.mtlsConnections).toEqual(["http/1.1"]);
+    const call = client.Bidi();
+    call.write({ text: "a", n: 1 });
+    const first = await new Promise<Msg>((resolve) => call.once("data", resolve));
+    call.end();
+    await new Promise<grpc.StatusObject>((resolve) => call.on("status", resolve));
+    expect(first.text).toBe("A");
+    expect(chain.mtlsConnections).toEqual(["http/1.1", "h2"]);
   });
 
   it("an h2c client's concurrent requests take at most 64 connections to a peer; the rest share the session", async () => {

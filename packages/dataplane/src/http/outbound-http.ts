@@ -13,7 +13,7 @@ import { Flag, FlagSet } from "./flags.js";
 import { h1CanSend } from "./h1-fast/client.js";
 import { fastH1Default, serveFastH1 } from "./h1-fast/connection.js";
 import { PeerH1Call } from "./h1-peer-call.js";
-import { type Http1PeerPool, PeerConnection } from "./h1-peer-pool.js";
+import { type Http1PeerPool, PeerConnection, PeerWithoutHttp1 } from "./h1-peer-pool.js";
 import { openH2Call } from "./h2-call.js";
 import { ConnectionLimitReached, type Http2PeerPool, type PeerEndpoint } from "./h2-peer-pool.js";
 import {
@@ -421,16 +421,15 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
           attempts++;
           const ep = picked.endpoint;
           const peer: PeerEndpoint = { address: ep.address, port: ep.port };
-          // HTTP/1.1 to the peer for a plain request to an http or http2 service (no body or a declared length,
-          // not gRPC), else a stream on the HTTP/2 session. An h2c app's requests take at most
-          // H2_APP_H1_CONNECTIONS connections to one peer; beyond, they share the session (an HTTP/1.1
-          // app's concurrency is its own connection count already).
+          // HTTP/1.1 to the peer for a plain request (no body or a declared length: a gRPC call only
+          // when it came whole, see grpcWhole) to an L7 service, else a stream on the HTTP/2 session. An
+          // h2c app's requests take at most H2_APP_H1_CONNECTIONS connections to one peer; beyond, they
+          // share the session (an HTTP/1.1 app's concurrency is its own connection count already).
           const h1Pool =
             opts.h1Pool !== undefined &&
-            !down.grpc &&
-            (cluster.protocol === "http" || cluster.protocol === "http2") &&
             h1CanSend(head, !down.body) &&
-            (down.http1 || opts.h1Pool.busy(peer, cluster.service) < H2_APP_H1_CONNECTIONS)
+            (down.http1 || opts.h1Pool.busy(peer, cluster.service) < H2_APP_H1_CONNECTIONS) &&
+            opts.h1Pool.speaksHttp1(peer, cluster.service)
               ? opts.h1Pool
               : undefined;
           let link: ClientHttp2Session | PeerConnection;
@@ -463,6 +462,9 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
             }
           } catch (e) {
             picked.done();
+            // An HTTP/2-only peer (a proxyless gRPC server): nothing was sent, and the pool remembers it;
+            // picked again, it gets the request over HTTP/2 (still within the attempts: never a loop).
+            if (e instanceof PeerWithoutHttp1 && attempts < MAX_ATTEMPTS) continue;
             if (e instanceof ConnectionLimitReached)
               return done(overflow(down, cluster, gone, "connections"));
             if (e instanceof DeadlineExceeded) {
@@ -715,6 +717,11 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
     () => {},
     (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number) => {
       const down = h2Downstream(stream, headers, flags);
+      if (down.grpc && down.body !== undefined && opts.h1Pool !== undefined) {
+        // A unary call's message comes with its headers: one turn of the event loop tells.
+        setImmediate(grpcWhole, stream, down, headers);
+        return;
+      }
       exchange(
         down,
         h2RequestHead(headers, { stripInternal: true }),
@@ -724,6 +731,40 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
       );
     },
   );
+
+  /**
+   * A gRPC request whose body is all in hand (the client ended its stream, at most
+   * MAX_REPLAY_BODY_BYTES, no trailers: a unary call) is sent with its length, so that it can cross
+   * on the HTTP/1.1 hop like any plain request (cheaper than an HTTP/2 stream, see the README; the
+   * response's grpc-status comes back in HTTP/1.1 trailers, or in the head of an empty response for
+   * a trailers-only answer). Anything else (a stream still open: client or bidi streaming) goes as
+   * it is, on the HTTP/2 session, having lost one turn of the event loop.
+   */
+  function grpcWhole(stream: ServerHttp2Stream, down: Downstream, headers: IncomingHttpHeaders): void {
+    let whole: Downstream | undefined;
+    let length = 0;
+    if (
+      !stream.destroyed &&
+      stream.state.remoteClose === 1 &&
+      stream.readableLength <= MAX_REPLAY_BODY_BYTES &&
+      down.trailers() === undefined
+    ) {
+      const kept = new ReplayBody(MAX_REPLAY_BODY_BYTES);
+      for (
+        let chunk = stream.read() as Buffer | null;
+        chunk !== null;
+        chunk = stream.read() as Buffer | null
+      ) {
+        kept.record(chunk);
+        length += chunk.length;
+      }
+      kept.end(undefined);
+      if (kept.replayable()) whole = kept.downstream(down);
+    }
+    const parsed = h2RequestHead(headers, { stripInternal: true });
+    if (whole !== undefined && parsed.ok) parsed.head.headers["content-length"] = String(length);
+    exchange(whole ?? down, parsed, headers, stream.session?.socket, undefined);
+  }
 
   const fast = opts.fastH1 ?? fastH1Default();
 

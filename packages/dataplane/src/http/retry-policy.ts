@@ -198,7 +198,7 @@ export class ReplayBody {
       sink: down.sink,
       end: (t) => down.end(t),
       reset: () => down.reset(),
-      localReply: (status, text, flags) => down.localReply(status, text, flags),
+      localReply: (status, text, flags, extra) => down.localReply(status, text, flags, extra),
       refuse: () => down.refuse(),
       onGone: (fn) => down.onGone(fn),
     };

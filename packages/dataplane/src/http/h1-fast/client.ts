@@ -233,7 +233,7 @@ export class ClientCall implements UpstreamCall, ResponseHandler {
 
   // ------------------------------------------------------------ the parser's handler
 
-  onHead(status: number, raw: string[]): void {
+  onHead(status: number, raw: string[], empty: boolean): void {
     if (this.#over) return;
     const refused = this.opts.refused?.(status, raw);
     if (refused !== undefined) {
@@ -253,7 +253,8 @@ export class ClientCall implements UpstreamCall, ResponseHandler {
       {
         status,
         headers: rawResponseHeaders(raw, { stripInternal: this.opts.stripInternalResponse }),
-        endStream: false,
+        // Nothing follows: relayed as such (over HTTP/2, END_STREAM on the HEADERS: a gRPC trailers-only answer).
+        endStream: empty,
       },
       body,
     );

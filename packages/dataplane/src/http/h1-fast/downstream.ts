@@ -1,6 +1,7 @@
 import { Readable, type Writable } from "node:stream";
 import { DownstreamBase, REFUSED_EXTRA } from "../downstream.js";
 import { Flag } from "../flags.js";
+import { isGrpcContentType } from "../headers.js";
 import { localReply, reasonPhrase } from "../local-reply.js";
 import type { Downstream, HeaderMap } from "../types.js";
 import { CONTENT_LENGTH, INVALID_VALUE_CHAR, TOKEN } from "./grammar.js";
@@ -81,7 +82,8 @@ enum Framing {
 
 export class FastH1Downstream extends DownstreamBase implements Downstream {
   readonly method: string;
-  readonly grpc = false;
+  /** A peer proxy's gRPC request (its unary calls cross on HTTP/1.1): local replies are gRPC statuses. */
+  readonly grpc: boolean;
   readonly http1 = true;
   readonly body: Readable | undefined;
   #headersSent = false;
@@ -100,6 +102,7 @@ export class FastH1Downstream extends DownstreamBase implements Downstream {
   ) {
     super();
     this.method = req.method;
+    this.grpc = peer && isGrpcContentType(req.headers["content-type"]);
     this.#close = req.close;
     if (req.body === undefined) this.body = undefined;
     else {
@@ -253,17 +256,22 @@ export class FastH1Downstream extends DownstreamBase implements Downstream {
 
   refuse(): boolean {
     if (!this.peer || this.#headersSent) return false;
-    this.localReply(503, "upstream connect error", Flag.UpstreamConnectionFailure, REFUSED_EXTRA);
+    // A plain 503, gRPC or not: the peer reads the refusal from the status and REFUSED_HEADER.
+    this.#reply(503, "upstream connect error", Flag.UpstreamConnectionFailure, false, REFUSED_EXTRA);
     return true;
   }
 
   localReply(status: number, body: string, flags: string, extra?: HeaderMap): void {
+    this.#reply(status, body, flags, this.grpc, extra);
+  }
+
+  #reply(status: number, body: string, flags: string, grpc: boolean, extra?: HeaderMap): void {
     if (this.#headersSent) {
       this.reset();
       return;
     }
     if (this.finished) return;
-    const reply = localReply(status, body, flags, false, extra);
+    const reply = localReply(status, body, flags, grpc, extra);
     // A malformed request closes its connection: what follows it cannot be trusted.
     if (flags.includes(Flag.DownstreamProtocolError)) this.#close = true;
     const lines = fieldLines(reply.headers) ?? "";

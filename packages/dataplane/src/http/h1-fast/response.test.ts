@@ -5,6 +5,7 @@ import { type ResponseHandler, ResponseParser } from "./response.js";
 interface Seen {
   status?: number;
   raw?: string[];
+  empty?: boolean;
   body: string;
   trailers?: string[] | undefined;
   ended: boolean;
@@ -17,9 +18,10 @@ function recorder(): { seen: Seen; handler: ResponseHandler } {
   return {
     seen,
     handler: {
-      onHead(status, raw) {
+      onHead(status, raw, empty) {
         seen.status = status;
         seen.raw = raw;
+        seen.empty = empty;
       },
       onBody(chunk) {
         seen.body += chunk.toString("latin1");
@@ -52,6 +54,17 @@ const CHUNKED =
   "5;ext=1\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\nGrpc-Status: 0\r\nX-T: v\r\n\r\n";
 
 describe("ResponseParser", () => {
+  it("says whether a body can follow the head (a gRPC trailers-only answer is an empty response)", () => {
+    const empty = (text: string, method = "GET") => parse([text], { method }).seen.empty;
+    expect(empty("HTTP/1.1 200 OK\r\nGrpc-Status: 5\r\nContent-Length: 0\r\n\r\n")).toBe(true);
+    expect(empty("HTTP/1.1 204 No Content\r\n\r\n")).toBe(true);
+    expect(empty("HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n")).toBe(true);
+    expect(empty("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", "HEAD")).toBe(true);
+    expect(empty("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx")).toBe(false);
+    expect(empty(CHUNKED)).toBe(false);
+    expect(empty("HTTP/1.1 200 OK\r\n\r\n")).toBe(false);
+  });
+
   it("reads a chunked response with extensions and trailers", () => {
     const { seen, parser } = parse([CHUNKED]);
     expect(seen).toMatchObject({ status: 200, raw: ["Transfer-Encoding", "chunked", "X-A", "1"] });

@@ -12,8 +12,11 @@ import { CONTENT_LENGTH, CRLF, CRLF_CRLF, FIELD, fieldLine } from "./grammar.js"
 
 /** What the parser reports, in order: head, body chunks, end; or one error. */
 export interface ResponseHandler {
-  /** The final response head (1xx heads are skipped). `raw`: name, value, name, value... */
-  onHead(status: number, raw: string[]): void;
+  /**
+   * The final response head (1xx heads are skipped). `raw`: name, value, name, value...
+   * `empty`: no body follows (HEAD, 204, 304, Content-Length: 0), nor trailers.
+   */
+  onHead(status: number, raw: string[], empty: boolean): void;
   /** A body chunk; false asks the connection to stop reading until the handler reads on. */
   onBody(chunk: Buffer): boolean;
   /** The response is whole; `raw` trailers of a chunked body, if any. */
@@ -269,9 +272,10 @@ export class ResponseParser {
       return -1;
     }
     this.keepAlive = keepAlive;
-    this.#handler?.onHead(status, raw);
+    const empty = this.#headOnly || status === 204 || status === 304 || length === 0;
+    this.#handler?.onHead(status, raw, empty);
     if (this.#state !== State.Head) return -1; // the handler detached
-    if (this.#headOnly || status === 204 || status === 304 || length === 0) this.#done(undefined);
+    if (empty) this.#done(undefined);
     else if (chunked) this.#state = State.ChunkSize;
     else if (length !== undefined) {
       this.#state = State.Length;

@@ -103,8 +103,10 @@ export interface ChainOptions {
   limits?: Partial<HttpLimits>;
   /** undefined cluster (no config yet). */
   noCluster?: boolean;
-  /** "h1": HTTP/1.1 apps' plain requests cross on kept-alive HTTP/1.1 connections (as in the sidecar). */
+  /** "h1": plain requests cross on kept-alive HTTP/1.1 connections (as in the sidecar). */
   hop?: "h1";
+  /** ALPN of the inbound mTLS listener. Default: h2 and http/1.1 (["h2"]: a peer like a proxyless gRPC server). */
+  inboundAlpn?: string[];
 }
 
 export interface Chain {
@@ -120,6 +122,8 @@ export interface Chain {
   mtlsConnections: string[];
   /** Connections the app made to the outbound listener. */
   frontConnections(): number;
+  /** Handshakes the inbound mTLS listener failed (e.g. no common ALPN protocol). */
+  tlsClientErrors(): number;
   outboundEvents: OutboundRequestEvent[];
   inboundEvents: InboundRequestEvent[];
   logs: LogLine[];
@@ -171,7 +175,7 @@ export async function startChain(opts: ChainOptions): Promise<Chain> {
   });
   const mtls = createMtlsServer({
     source: c.source("api"),
-    alpn: ["h2", "http/1.1"],
+    alpn: opts.inboundAlpn ?? ["h2", "http/1.1"],
     logger,
     onConnection: (socket: TLSSocket, peer) => {
       mtlsConnections.push(String(socket.alpnProtocol));
@@ -179,6 +183,8 @@ export async function startChain(opts: ChainOptions): Promise<Chain> {
     },
   });
   const mtlsSockets = trackSockets(mtls, "secureConnection");
+  let tlsClientErrors = 0;
+  mtls.on("tlsClientError", () => tlsClientErrors++);
   const inboundPort = await listen(mtls);
 
   const pool = new Http2PeerPool({ source: c.source("web"), logger });
@@ -247,6 +253,7 @@ export async function startChain(opts: ChainOptions): Promise<Chain> {
     inboundEvents,
     logs,
     frontConnections: () => frontConnections,
+    tlsClientErrors: () => tlsClientErrors,
     setCluster(spec: ClusterSpec | undefined) {
       cluster = spec === undefined ? undefined : makeCluster(spec);
     },
