@@ -14,13 +14,13 @@ import {
 /**
  * Kept-alive HTTP/1.1 connections to peer proxies over mTLS (ALPN
  * "http/1.1"), one request at a time each, reused last-in first-out. The
- * mesh hop for plain requests (no body, or a declared length; not gRPC) to
- * http and http2 services: on this machine it costs the
+ * mesh hop for plain requests (no body, or a declared length: unary gRPC
+ * calls too, see outbound-http.ts): on this machine it costs the
  * client sidecar less CPU than an HTTP/2 stream and, above all, far less
  * young-generation garbage that survives a scavenge (the p99 tail), see the
- * README. Everything else (gRPC, chunked bodies, an h2c app's requests
- * beyond its share of connections) keeps the multiplexed HTTP/2 session of
- * h2-peer-pool.ts.
+ * README. Everything else (streamed bodies, an h2c app's requests beyond its
+ * share of connections, peers that speak HTTP/2 only) keeps the multiplexed
+ * HTTP/2 session of h2-peer-pool.ts.
  *
  * Each connection is a socket we connected and verified ourselves (the
  * SPIFFE check, the connect timeout and the cluster's connection limit),
