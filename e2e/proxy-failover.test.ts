@@ -227,7 +227,11 @@ describe("Resolver locality failover", () => {
     const counts: Record<string, number> = {};
     for (let i = 0; i < n; i++) {
       const r = await http(`http://127.0.0.1:${geoLocal}`, "/whoami", { timeoutMs: 5_000 });
-      const key = r.status === 200 ? String(r.body?.replica) : `status ${r.status}`;
+      // A failure says what the proxy flagged (x-weft-flags, e.g. UF, URX) and why, so a rare one explains itself.
+      const key =
+        r.status === 200
+          ? String(r.body?.replica)
+          : `status ${r.status} ${String(r.headers["x-weft-flags"] ?? "-")} ${String(r.text ?? "").slice(0, 120)}`;
       counts[key] = (counts[key] ?? 0) + 1;
     }
     return counts;
