@@ -1,6 +1,6 @@
 // What the mesh costs on the data path, measured side by side in one run:
 //   direct:  loadgen -> app
-//   weft:    loadgen -> client sidecar -> HTTP/2 (or weft-tcp/1) over TLS 1.3 mTLS -> server sidecar -> app
+//   weft:    loadgen -> client sidecar -> HTTP/1.1 or HTTP/2 (or weft-tcp/1) over TLS 1.3 mTLS -> server sidecar -> app
 //   haproxy: loadgen -> client HAProxy -> TLS 1.3 mTLS (certs from Weft's CA) -> server HAProxy -> app
 // Traffic: HTTP/1.1 keep-alive 32 B and 64 KiB, HTTP/1.1 new connection per
 // request, HTTP/2 (h2c), gRPC unary, raw TCP request/response, and HTTP/1.1
