@@ -787,17 +787,15 @@ async function profileWeftPair({ client, sidecarArgs, startSidecar, appPorts }, 
   );
   let load;
   try {
+    await probeUntilOk(PROFILE_TRAFFIC, port, traffic.path, 60_000);
     if (PROFILE_TRAFFIC !== "http1") {
-      await probeUntilOk(PROFILE_TRAFFIC, port, traffic.path, 60_000);
       const h2 = { port, path: traffic.path, clients: 4, streams: 8, grpc: PROFILE_TRAFFIC === "grpc" };
       await runH2load({ ...h2, durationS: 1, warmupS: 0 });
       load = await runH2load({ ...h2, durationS: PROFILE_S, warmupS: 0 });
     } else if (kind === "max") {
-      await probeUntilOk("http1", port, "/", 60_000);
       await runWrk({ port, path: PROFILE_PATH, connections: 32, durationS: 1 });
       load = await runWrk({ port, path: PROFILE_PATH, connections: 32, durationS: PROFILE_S });
     } else {
-      await probeUntilOk("http1", port, "/", 60_000);
       load = await rateLoad({ kind: "http1", path: PROFILE_PATH }, port, 1000, PROFILE_S, 1);
     }
   } finally {

@@ -5,26 +5,25 @@ import { readdirSync, readFileSync } from "node:fs";
 /** Clock ticks per second for /proc/PID/stat times (USER_HZ; 100 on Linux everywhere that matters). */
 const HZ = 100;
 
-/** utime+stime of a live process in seconds (all its threads), or NaN when it is gone. */
-export function cpuSeconds(pid) {
+/**
+ * CPU seconds of a live process (all its threads) from one read of /proc/PID/stat: `total`
+ * utime+stime, `kernel` stime alone (syscalls, and the loopback TCP work done in them); NaNs when gone.
+ */
+export function cpuTimes(pid) {
   try {
     const s = readFileSync(`/proc/${pid}/stat`, "utf8");
     // The command name (field 2) may hold spaces and parentheses: count fields after the last ")".
     const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
-    return (Number(f[11]) + Number(f[12])) / HZ; // fields 14 and 15
+    const kernel = Number(f[12]) / HZ; // field 15
+    return { total: Number(f[11]) / HZ + kernel, kernel }; // fields 14 and 15
   } catch {
-    return Number.NaN;
+    return { total: Number.NaN, kernel: Number.NaN };
   }
 }
 
-/** stime alone (CPU in the kernel: syscalls, and the loopback TCP work they do) in seconds, or NaN. */
-export function kernelCpuSeconds(pid) {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return Number(s.slice(s.lastIndexOf(")") + 2).split(" ")[12]) / HZ; // field 15
-  } catch {
-    return Number.NaN;
-  }
+/** utime+stime of a live process in seconds (all its threads), or NaN when it is gone. */
+export function cpuSeconds(pid) {
+  return cpuTimes(pid).total;
 }
 
 /**
@@ -102,8 +101,7 @@ export class RunSampler {
 
   start() {
     this.t0 = performance.now();
-    this.cpu0 = Object.fromEntries(Object.entries(this.pids).map(([k, p]) => [k, cpuSeconds(p)]));
-    this.kernel0 = Object.fromEntries(Object.entries(this.pids).map(([k, p]) => [k, kernelCpuSeconds(p)]));
+    this.cpu0 = Object.fromEntries(Object.entries(this.pids).map(([k, p]) => [k, cpuTimes(p)]));
     this.children0 = reapedChildrenCpuSeconds();
     this.machine0 = machineCpuSeconds();
     this.all0 = allProcessesCpu();
@@ -131,8 +129,9 @@ export class RunSampler {
     const cpu = {};
     const kernelCpu = {};
     for (const [k, p] of Object.entries(this.pids)) {
-      cpu[k] = cpuSeconds(p) - this.cpu0[k];
-      kernelCpu[k] = kernelCpuSeconds(p) - this.kernel0[k];
+      const t = cpuTimes(p);
+      cpu[k] = t.total - this.cpu0[k].total;
+      kernelCpu[k] = t.kernel - this.cpu0[k].kernel;
     }
     const m = machineCpuSeconds();
     const ours = new Set(Object.values(this.pids).map(Number));
