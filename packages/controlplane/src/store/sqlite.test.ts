@@ -163,15 +163,19 @@ describe("openDataDir", () => {
     const { hostname } = await import("node:os");
     const { spawn } = await import("node:child_process");
     mkdirSync(dir);
-    // `sleep 0` exits at once and stays a zombie: its parent became `sleep 5`, which never waits.
-    const parent = spawn("sh", ["-c", "sleep 0 & echo $!; exec sleep 5"], {
+    // The background `sleep 1` outlives the shell, which has exec'd into `sleep 30` by then; that
+    // parent never waits, so the child stays a zombie. (`sleep 0` raced: the shell could reap it
+    // before its exec, and did once in CI.)
+    const parent = spawn("sh", ["-c", "sleep 1 & echo $!; exec sleep 30"], {
       stdio: ["ignore", "pipe", "ignore"],
     });
     const zombie = Number(
       await new Promise<string>((ok) => parent.stdout.once("data", (d: Buffer) => ok(d.toString()))),
     );
     try {
-      await expect.poll(() => readFileSync(`/proc/${zombie}/stat`, "utf8").split(") ")[1]?.[0]).toBe("Z");
+      await expect
+        .poll(() => readFileSync(`/proc/${zombie}/stat`, "utf8").split(") ")[1]?.[0], { timeout: 10_000 })
+        .toBe("Z");
       writeFileSync(join(dir, "LOCK"), JSON.stringify({ pid: zombie, hostname: hostname() }));
       const s = await openDataDir(dir);
       await s.close();
