@@ -4,7 +4,7 @@
  * before they have a stream).
  *
  * Data flow: method -> `request()` (URL, auth header, JSON body, timeout)
- * -> global fetch -> response: 2xx JSON is the typed result; an error body
+ * -> node-fetch.ts (node:http) -> response: 2xx JSON is the typed result; an error body
  * `{error: {code, message}}` becomes a `WeftApiError` carrying the server's
  * code, message and status; a connection failure becomes
  * `WEFT_ERR_UNREACHABLE` naming the address; a client-side timeout becomes
@@ -42,6 +42,7 @@ import type {
   ServiceMetricsResponse,
   ServicesMetricsResponse,
 } from "./metrics.js";
+import { type FetchLike, type FetchResponse, nodeFetch } from "./node-fetch.js";
 // Values only from zod-free modules: the sidecar loads this file through `@weft/api/client`.
 import { BLOCKING_DEFAULT_WAIT_MS, BLOCKING_MAX_WAIT_MS } from "./patterns.js";
 import type { ProxySnapshot, ProxyStreamMessage } from "./snapshot.js";
@@ -59,8 +60,8 @@ export interface WeftClientOptions {
   token?: string | undefined;
   /** Deadline for ordinary (non-blocking) requests. Default 10 s. */
   timeoutMs?: number | undefined;
-  /** For tests: a fetch implementation. Default: the global fetch. */
-  fetch?: typeof fetch | undefined;
+  /** For tests: a fetch implementation (`fetch` itself fits). Default: node-fetch.ts, node:http. */
+  fetch?: FetchLike | undefined;
 }
 
 /** A blocking query: answer once the index is greater than `index`, or after `wait`. */
@@ -218,7 +219,8 @@ function waitMs(wait: number | string | undefined): number {
 }
 
 function describeCause(e: unknown): string {
-  // undici wraps the socket error: TypeError("fetch failed", {cause: Error ECONNREFUSED}).
+  // node:http rejects with the socket error itself; a fetch passed in (tests) wraps it:
+  // TypeError("fetch failed", {cause: Error ECONNREFUSED}).
   let cur: unknown = e;
   for (let i = 0; i < 4 && cur instanceof Error; i++) {
     const c = (cur as { cause?: unknown }).cause;
@@ -260,14 +262,14 @@ export class WeftClient {
   #current = 0;
   readonly #token: string | undefined;
   readonly #timeoutMs: number;
-  readonly #fetch: typeof fetch;
+  readonly #fetch: FetchLike;
 
   constructor(opts: WeftClientOptions) {
     this.addr = opts.addr;
     this.baseUrls = normalizeAddrs(opts.addr);
     this.#token = opts.token && opts.token.length > 0 ? opts.token : undefined;
     this.#timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    this.#fetch = opts.fetch ?? globalThis.fetch;
+    this.#fetch = opts.fetch ?? nodeFetch;
   }
 
   /** The base URL requests go to first: the last address that answered. */
@@ -477,7 +479,7 @@ export class WeftClient {
     let base = this.baseUrl;
     try {
       arm();
-      let res: Response | undefined;
+      let res: FetchResponse | undefined;
       for (let attempt = 1; res === undefined; attempt++) {
         base = this.baseUrl;
         try {
@@ -516,7 +518,7 @@ export class WeftClient {
       const decoder = new TextDecoder();
       let buf = "";
       try {
-        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        for await (const chunk of res.body) {
           arm();
           buf += decoder.decode(chunk, { stream: true });
           let nl = buf.indexOf("\n");
@@ -652,7 +654,7 @@ export class WeftClient {
     const timeout = AbortSignal.timeout(timeoutMs);
     const signal = opts.signal ? AbortSignal.any([timeout, opts.signal]) : timeout;
 
-    let res: Response;
+    let res: FetchResponse;
     let text: string;
     try {
       res = await this.#fetch(url, { method, headers, body, signal });

@@ -1,6 +1,7 @@
 import { WeftError } from "@weft/core";
 import { describe, expect, it } from "vitest";
-import { formatError, paint, plural, stripAnsi, table, yamlDocs } from "./output.js";
+import { formatError, paint, plural, stripAnsi, table } from "./output.js";
+import { yamlDocs } from "./output-yaml.js";
 
 describe("table", () => {
   it("aligns columns, two spaces apart, last column unpadded", () => {

@@ -1,12 +1,11 @@
 /**
  * Output for people and for scripts. Tables are aligned plain text; colour
  * only when the stream is a TTY and NO_COLOR is unset (https://no-color.org).
- * JSON is pretty-printed with a trailing newline; YAML documents are
- * separated by `---` so `weft get KIND -o yaml > f.yaml && weft apply -f
- * f.yaml` round-trips.
+ * JSON is pretty-printed with a trailing newline; YAML is in output-yaml.ts
+ * (kept apart so that a sidecar, which prints no YAML, never loads the yaml
+ * package: a few MB of memory per sidecar).
  */
 import { describeError, WeftError } from "@weft/core";
-import { stringify } from "yaml";
 
 export interface Out {
   write(text: string): void;
@@ -61,11 +60,6 @@ export function table(headers: readonly string[], rows: readonly (readonly strin
 
 export function json(value: unknown): string {
   return `${JSON.stringify(value, null, 2)}\n`;
-}
-
-/** One YAML document per value, separated by `---`. */
-export function yamlDocs(values: readonly unknown[]): string {
-  return values.map((v) => stringify(v, { lineWidth: 0 })).join("---\n");
 }
 
 /** The one format for errors on stderr: `error: <message> (<CODE>)`. Never a stack trace. */

@@ -12,7 +12,8 @@ import { type ClientFlags, clientFrom, withClientOptions } from "../client-optio
 import { loadResources } from "../files.js";
 import type { Io } from "../io.js";
 import { kindList, resolveKind } from "../kinds.js";
-import { json, paint, plural, table, useColor, yamlDocs } from "../output.js";
+import { json, paint, plural, table, useColor } from "../output.js";
+import { yamlDocs } from "../output-yaml.js";
 
 /** Every stored resource, parsed; what the server's set rules check a new file against. */
 async function storedResources(client: WeftClient): Promise<Resource[]> {
