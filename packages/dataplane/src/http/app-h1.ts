@@ -155,6 +155,8 @@ export class AppH1Call implements UpstreamCall, UpstreamEvents {
   #responded = false;
   readonly #bodyless: boolean;
   readonly #text: string;
+  /** Passed on when the relay takes whole responses (the ClientCall looks for it). */
+  readonly whole: UpstreamEvents["whole"];
 
   /** Throws (ERR_INVALID_CHAR) when the head cannot be written: nothing is sent. */
   constructor(
@@ -166,6 +168,7 @@ export class AppH1Call implements UpstreamCall, UpstreamEvents {
   ) {
     this.#text = requestHead(head, host);
     this.#bodyless = endStream;
+    this.whole = events.whole === undefined ? undefined : this.#passWhole;
     // The body (Content-Length framed) is piped to the connection once there is one; until then it
     // waits here, with backpressure to the client.
     this.requestSink = endStream ? undefined : new PassThrough();
@@ -211,6 +214,14 @@ export class AppH1Call implements UpstreamCall, UpstreamEvents {
     if (this.#over) return;
     this.#over = true;
     this.events.complete(trailers);
+  }
+
+  /** `whole`, when the relay takes whole responses (called as this call's method). */
+  #passWhole(head: UpstreamResponseHead, body: Buffer | undefined, trailers: HeaderMap | undefined): void {
+    this.#responded = true;
+    if (this.#over) return;
+    this.#over = true;
+    this.events.whole?.(head, body, trailers);
   }
 
   fail(kind: UpstreamFailure, detail: string): void {

@@ -5,7 +5,14 @@ import { CONTENT_LENGTH } from "./h1-fast/grammar.js";
 import { bodilessStatus } from "./headers.js";
 import { pump } from "./pump.js";
 import { grpcStatusOf, type TryFailure } from "./retry-policy.js";
-import type { Downstream, HeaderMap, UpstreamCall, UpstreamEvents, UpstreamFailure } from "./types.js";
+import type {
+  Downstream,
+  HeaderMap,
+  UpstreamCall,
+  UpstreamEvents,
+  UpstreamFailure,
+  UpstreamResponseHead,
+} from "./types.js";
 
 /**
  * One exchange between a Downstream and an UpstreamCall: the request body
@@ -69,6 +76,8 @@ export type RelayOutcome =
   | { kind: "retry"; detail: string; failure?: TryFailure }
   /** The call could not even be opened (e.g. the session is closing); nothing was sent or replied. */
   | { kind: "open-failed"; error: unknown };
+
+const EMPTY = Buffer.alloc(0);
 
 const MESSAGES: Record<UpstreamFailure, { status: number; text: string; flag: string }> = {
   connect: { status: 503, text: "upstream connect error", flag: Flag.UpstreamConnectionFailure },
@@ -150,30 +159,49 @@ export function relay(
       return true;
     };
 
+    /** A response head reached the relay: true when the retry policy took the try back (over). */
+    const takenBack = (head: UpstreamResponseHead, body?: Readable): boolean => {
+      const grpcStatus = head.endStream ? grpcStatusOf(head.headers["grpc-status"]) : undefined;
+      if (head.status >= 300 || (grpcStatus !== undefined && grpcStatus !== 0)) {
+        const failure: TryFailure =
+          grpcStatus === undefined
+            ? { kind: "response", status: head.status }
+            : { kind: "response", status: head.status, grpcStatus };
+        if (retried(failure, `upstream answered ${head.status}`, body)) return true;
+      }
+      clearTimeout(tryTimer);
+      status = head.status;
+      return false;
+    };
+    const invalidResponse = (): void =>
+      abort(502, "upstream sent an invalid response", Flag.UpstreamProtocolError);
+    /** The response is whole and relayed: the downstream is ended with its trailers. */
+    const completed = (trailers: HeaderMap | undefined): void => {
+      if (!down.headersSent) {
+        abort(502, "upstream ended without a response", Flag.UpstreamProtocolError);
+        return;
+      }
+      down.end(trailers);
+      // The response is whole; a request still streaming (the server answered early) is abandoned.
+      if (!requestEnded) call?.cancel();
+      settle({ kind: "done", status, flags });
+    };
+
     const events: UpstreamEvents = {
       response(head, body) {
         if (settled) {
           body.resume();
           return;
         }
-        const grpcStatus = head.endStream ? grpcStatusOf(head.headers["grpc-status"]) : undefined;
-        if (head.status >= 300 || (grpcStatus !== undefined && grpcStatus !== 0)) {
-          const failure: TryFailure =
-            grpcStatus === undefined
-              ? { kind: "response", status: head.status }
-              : { kind: "response", status: head.status, grpcStatus };
-          if (retried(failure, `upstream answered ${head.status}`, body)) return;
-        }
-        clearTimeout(tryTimer);
+        if (takenBack(head, body)) return;
         if (idleMs !== undefined) {
           stamp();
           body.on("data", stamp);
         }
-        status = head.status;
         const bodiless = head.endStream || bodilessStatus(head.status, down.method);
         if (!down.respond(head.status, head.headers, bodiless)) {
           body.resume();
-          abort(502, "upstream sent an invalid response", Flag.UpstreamProtocolError);
+          invalidResponse();
           return;
         }
         if (bodiless) body.resume();
@@ -193,14 +221,30 @@ export function relay(
       },
       complete(trailers) {
         if (settled) return;
-        if (!down.headersSent) {
-          abort(502, "upstream ended without a response", Flag.UpstreamProtocolError);
+        completed(trailers);
+      },
+      whole(head, body, trailers) {
+        if (settled || takenBack(head)) return;
+        const { status: code, headers } = head;
+        if (head.endStream || bodilessStatus(code, down.method)) {
+          if (down.respond(code, headers, true)) completed(trailers);
+          else invalidResponse();
           return;
         }
-        down.end(trailers);
-        // The response is whole; a request still streaming (the server answered early) is abandoned.
-        if (!requestEnded) call?.cancel();
-        settle({ kind: "done", status, flags });
+        const bytes = body ?? EMPTY;
+        if (down.respondWhole !== undefined) {
+          if (!down.respondWhole(code, headers, bytes, trailers)) {
+            invalidResponse();
+            return;
+          }
+        } else {
+          if (!down.respond(code, headers, false)) {
+            invalidResponse();
+            return;
+          }
+          if (bytes.length > 0) down.sink.write(bytes);
+        }
+        completed(trailers);
       },
       fail(kind, detail) {
         if (settled) return;

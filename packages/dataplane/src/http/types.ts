@@ -207,6 +207,12 @@ export interface Downstream {
   readonly sink: Writable;
   /** Ends the response, with trailers when any. A no-op after respond(…, true). */
   end(trailers: HeaderMap | undefined): void;
+  /**
+   * respond(…, false), the body written to `sink`, then end(trailers), in one call: for a
+   * response that came whole (UpstreamEvents.whole). Optional: a downstream that can write
+   * it in one piece says so; the relay does the three steps otherwise. False as respond().
+   */
+  respondWhole?(status: number, headers: HeaderMap, body: Buffer, trailers: HeaderMap | undefined): boolean;
   /** Tells the client the response is broken: RST_STREAM for HTTP/2, the connection closed for HTTP/1.1. */
   reset(): void;
   /** A response made by the proxy itself (text/plain, or a trailers-only status for gRPC); `extra` fields go in its head. */
@@ -244,6 +250,12 @@ export interface UpstreamEvents {
   /** The response is complete; trailers when any. */
   complete(trailers: HeaderMap | undefined): void;
   fail(kind: UpstreamFailure, detail: string): void;
+  /**
+   * In place of response + complete, when the whole response (head, body, end) was read at
+   * once: the common small answer, relayed without a body stream. Optional: an adapter calls it
+   * only where its events have it.
+   */
+  whole?(head: UpstreamResponseHead, body: Buffer | undefined, trailers: HeaderMap | undefined): void;
 }
 
 export interface UpstreamCall {

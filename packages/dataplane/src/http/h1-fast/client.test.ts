@@ -68,3 +68,85 @@ describe("ClientCall", () => {
     expect(conn.socket.destroyed).toBe(false);
   });
 });
+
+/** A server answering the first request on a connection with `writes`, each after its delay (ms). */
+async function scripted(writes: [number, string][]): Promise<ClientConnection> {
+  const server = net.createServer((s) => {
+    s.once("data", async () => {
+      for (const [delay, text] of writes) {
+        if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+        s.write(text);
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  const socket = net.connect((server.address() as net.AddressInfo).port, "127.0.0.1");
+  await new Promise((r) => socket.once("connect", r));
+  cleanups.push(() => {
+    socket.destroy();
+    server.close();
+  });
+  return new ClientConnection(socket);
+}
+
+/** A GET whose events take whole responses; what the call reported, in order. */
+function wholeCall(conn: ClientConnection) {
+  const seen: string[] = [];
+  let done!: () => void;
+  const over = new Promise<void>((r) => {
+    done = r;
+  });
+  const events: UpstreamEvents = {
+    response(head, body) {
+      seen.push(`response ${head.status}`);
+      body.on("data", (d: Buffer) => seen.push(`data ${d.toString()}`));
+    },
+    complete: (trailers) => {
+      seen.push(`complete ${JSON.stringify(trailers ?? null)}`);
+      done();
+    },
+    fail: (kind) => {
+      seen.push(`fail ${kind}`);
+      done();
+    },
+    whole(head, body, trailers) {
+      seen.push(`whole ${head.status} ${body?.toString() ?? "-"} ${JSON.stringify(trailers ?? null)}`);
+      done();
+    },
+  };
+  const text = requestHead({ method: "GET", path: "/", authority: "x", headers: {} }, "x");
+  new ClientCall(conn, "GET", text, true, events, { stripInternalResponse: true, release: () => {} });
+  return { seen, over };
+}
+
+describe("ClientCall with whole responses", () => {
+  it("a response read whole in one read is handed over whole: head, body, trailers; no body stream", async () => {
+    const conn = await scripted([
+      [
+        0,
+        "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\nx-t: 1\r\n\r\n",
+      ],
+    ]);
+    const { seen, over } = wholeCall(conn);
+    await over;
+    expect(seen).toEqual(['whole 200 hello world {"x-t":"1"}']);
+    expect(conn.usable).toBe(true);
+  });
+
+  it("a body that goes on in later reads is streamed, the bytes of the head's read first", async () => {
+    const conn = await scripted([
+      [0, "HTTP/1.1 200 OK\r\ncontent-length: 8\r\n\r\nabc"],
+      [30, "defgh"],
+    ]);
+    const { seen, over } = wholeCall(conn);
+    await over;
+    expect(seen).toEqual(["response 200", "data abc", "data defgh", "complete null"]);
+  });
+
+  it("a response broken in the read of its head: the head is relayed, then a reset", async () => {
+    const conn = await scripted([[0, "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n"]]);
+    const { seen, over } = wholeCall(conn);
+    await over;
+    expect(seen).toEqual(["response 200", "fail reset"]);
+  });
+});

@@ -1,7 +1,13 @@
 import type { Socket } from "node:net";
 import { Readable, type Writable } from "node:stream";
 import { cleanTrailers, type RequestHead, rawResponseHeaders } from "../headers.js";
-import type { HeaderMap, UpstreamCall, UpstreamEvents, UpstreamFailure } from "../types.js";
+import type {
+  HeaderMap,
+  UpstreamCall,
+  UpstreamEvents,
+  UpstreamFailure,
+  UpstreamResponseHead,
+} from "../types.js";
 import { INVALID_VALUE_CHAR, TOKEN } from "./grammar.js";
 import { type ResponseHandler, ResponseParser } from "./response.js";
 
@@ -48,11 +54,19 @@ export class ClientConnection {
   ended = false;
   /** When the connection last went idle (performance.now()), for the pool's keep-alive limit. */
   idleSince = 0;
+  /** A call whose response head came in this read, held back in case the whole response did. */
+  pending: ClientCall | undefined;
 
   constructor(readonly socket: Socket) {
     socket.on("error", noop);
     socket.on("data", (chunk: Buffer) => {
       this.parser.execute(chunk);
+      const held = this.pending;
+      if (held !== undefined) {
+        // The read ended before the response did: its head goes out now, its body as a stream.
+        this.pending = undefined;
+        held.streamHead();
+      }
       // Over, and it may not carry another request (Connection: close, bytes never asked for): closed.
       if (!this.parser.keepAlive && !this.parser.busy) socket.destroy();
     });
@@ -154,6 +168,10 @@ export class ClientCall implements UpstreamCall, ResponseHandler {
   #requestDone: boolean;
   #body: ResponseBody | undefined;
   #discard = false;
+  /** The head held back while the rest of the response may come in the same read (see onHead). */
+  #head: UpstreamResponseHead | undefined;
+  /** Body bytes read while the head is held back. */
+  #early: Buffer[] | undefined;
 
   /** `text`: the request head from requestHead(), without its final empty line. */
   constructor(
@@ -215,6 +233,7 @@ export class ClientCall implements UpstreamCall, ResponseHandler {
   }
 
   cancel(): void {
+    this.#head = undefined;
     if (this.#released) {
       // The response was read whole and the connection may already carry another exchange: only
       // what is left of this one (a body not yet read to its end) goes.
@@ -242,6 +261,34 @@ export class ClientCall implements UpstreamCall, ResponseHandler {
       this.#fail(refused, `upstream refused the request (${status})`);
       return;
     }
+    const head: UpstreamResponseHead = {
+      status,
+      headers: rawResponseHeaders(raw, { stripInternal: this.opts.stripInternalResponse }),
+      // Nothing follows: relayed as such (over HTTP/2, END_STREAM on the HEADERS: a gRPC trailers-only answer).
+      endStream: empty,
+    };
+    if (this.events.whole !== undefined) {
+      // Most answers are small and arrive whole in one read: held back until the read is parsed,
+      // they are relayed in one piece (no body stream, no event-loop turns). The connection
+      // streams the head at the end of the read if the response is not over by then.
+      this.#head = head;
+      this.conn.pending = this;
+      return;
+    }
+    this.#stream(head);
+  }
+
+  /** The held-back head, relayed with its body as a stream (the response did not end in its read). */
+  streamHead(): void {
+    const head = this.#head;
+    if (head === undefined || this.#over) return;
+    this.#head = undefined;
+    const early = this.#early;
+    this.#early = undefined;
+    this.#stream(head, early);
+  }
+
+  #stream(head: UpstreamResponseHead, early?: Buffer[]): void {
     const body = new ResponseBody(this.conn.socket);
     this.#body = body;
     body.once("end", () => {
@@ -249,20 +296,19 @@ export class ClientCall implements UpstreamCall, ResponseHandler {
       this.#over = true;
       this.events.complete(this.#trailers);
     });
-    this.events.response(
-      {
-        status,
-        headers: rawResponseHeaders(raw, { stripInternal: this.opts.stripInternalResponse }),
-        // Nothing follows: relayed as such (over HTTP/2, END_STREAM on the HEADERS: a gRPC trailers-only answer).
-        endStream: empty,
-      },
-      body,
-    );
+    if (early !== undefined) for (const chunk of early) body.push(chunk);
+    this.events.response(head, body);
   }
 
   #trailers: HeaderMap | undefined;
 
   onBody(chunk: Buffer): boolean {
+    if (this.#head !== undefined) {
+      // At most one read's worth: the head is streamed at the end of the read.
+      if (this.#early === undefined) this.#early = [chunk];
+      else this.#early.push(chunk);
+      return true;
+    }
     const body = this.#body;
     if (body === undefined || this.#discard) return true;
     if (body.push(chunk)) return true;
@@ -273,6 +319,22 @@ export class ClientCall implements UpstreamCall, ResponseHandler {
 
   onEnd(trailers: string[] | undefined): void {
     this.#release();
+    const head = this.#head;
+    if (head !== undefined) {
+      this.#head = undefined;
+      if (this.conn.pending === this) this.conn.pending = undefined;
+      if (this.#over) return;
+      this.#over = true;
+      const early = this.#early;
+      this.#early = undefined;
+      const body = early === undefined ? undefined : early.length === 1 ? early[0] : Buffer.concat(early);
+      const t =
+        trailers !== undefined && trailers.length > 0
+          ? cleanTrailers(rawResponseHeaders(trailers, { stripInternal: false }))
+          : undefined;
+      (this.events.whole as NonNullable<UpstreamEvents["whole"]>)(head, body, t);
+      return;
+    }
     const body = this.#body;
     if (this.#over || body === undefined) return;
     if (trailers !== undefined && trailers.length > 0) {
@@ -286,6 +348,11 @@ export class ClientCall implements UpstreamCall, ResponseHandler {
     this.conn.socket.destroy();
     this.#release();
     if (this.#over) return;
+    if (this.#head !== undefined) {
+      // Broken after its head, in the same read: relayed as before, a head and then a reset.
+      if (this.conn.pending === this) this.conn.pending = undefined;
+      this.streamHead();
+    }
     const body = this.#body;
     if (body !== undefined) {
       this.#body = undefined;

@@ -111,3 +111,48 @@ describe("FastH1Downstream: what it writes", () => {
     expect(text).toMatch(/\r\nx-weft-response-flags: UH\r\n/);
   });
 });
+
+describe("FastH1Downstream.respondWhole: a whole response in one piece", () => {
+  /** What the client reads for this response sent whole, and sent as respond + write + end. */
+  async function both(method: string, status: number, headers: Record<string, string>, body: Buffer) {
+    const whole = await pair(method);
+    expect(whole.down.respondWhole(status, headers, body, { "x-t": "1" })).toBe(true);
+    const parts = await pair(method);
+    parts.down.respond(status, headers, false);
+    parts.down.write(body);
+    parts.down.end({ "x-t": "1" });
+    const noDate = (t: string) => t.replace(/\r\ndate: [^\r]*/, "");
+    return { whole: noDate(await whole.read()), parts: noDate(await parts.read()), done: whole.done };
+  }
+
+  it("writes the same bytes as respond, write and end: declared length (small and large), chunked with trailers, HEAD", async () => {
+    const small = await both("GET", 200, { "content-length": "5" }, Buffer.from("hello"));
+    expect(small.whole).toMatch(/content-length: 5\r\n\r\nhello$/);
+    expect(small.whole).toBe(small.parts);
+    expect(small.done).toEqual([false]);
+    // Bytes that are not text go through unchanged, beyond the inline size too.
+    const bytes = Buffer.from(Array.from({ length: 10_000 }, (_, i) => (i * 7) % 256));
+    const large = await both("GET", 200, { "content-length": "10000" }, bytes);
+    expect(large.whole).toBe(large.parts);
+    expect(Buffer.from(large.whole, "latin1").subarray(-10_000).equals(bytes)).toBe(true);
+    const chunked = await both("GET", 200, {}, Buffer.from("abc"));
+    expect(chunked.whole).toMatch(/transfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nx-t: 1\r\n\r\n$/);
+    expect(chunked.whole).toBe(chunked.parts);
+    const empty = await both("GET", 200, {}, Buffer.alloc(0));
+    expect(empty.whole).toMatch(/transfer-encoding: chunked\r\n\r\n0\r\nx-t: 1\r\n\r\n$/);
+    expect(empty.whole).toBe(empty.parts);
+    const head = await both("HEAD", 200, { "content-length": "5" }, Buffer.alloc(0));
+    expect(head.whole).toMatch(/content-length: 5\r\n\r\n$/);
+    expect(head.whole).toBe(head.parts);
+  });
+
+  it("closes the connection when the body is not the length declared; refuses a head it cannot write", async () => {
+    const short = await pair();
+    expect(short.down.respondWhole(200, { "content-length": "5" }, Buffer.from("ab"), undefined)).toBe(true);
+    await short.closed;
+    expect(await short.read()).toBe("");
+    const bad = await pair();
+    expect(bad.down.respondWhole(200, { "content-length": "5x" }, Buffer.from("ab"), undefined)).toBe(false);
+    expect(bad.down.headersSent).toBe(false);
+  });
+});

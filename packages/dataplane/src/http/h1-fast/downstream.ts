@@ -74,6 +74,9 @@ function fieldLines(headers: HeaderMap): string | undefined {
 
 const flushLater = (d: FastH1Downstream): void => d.flush();
 
+/** A whole response's body up to this size goes in the same string write as its head. */
+const INLINE_BODY_BYTES = 4096;
+
 enum Framing {
   None,
   Length,
@@ -142,14 +145,67 @@ export class FastH1Downstream extends DownstreamBase implements Downstream {
   }
 
   respond(status: number, headers: HeaderMap, endStream: boolean): boolean {
-    if (this.#headersSent || this.finished) return false;
+    const head = this.#head(status, headers, endStream);
+    if (head === undefined) return false;
+    const socket = this.owner.socket;
+    if (endStream) {
+      socket.write(`${head}\r\n`, "latin1");
+      this.#finish();
+      return true;
+    }
+    // Held back so that the head and the body go out in one write: until the declared length is
+    // written, the end, or this turn of the event loop is over (a stream that takes its time to its
+    // first chunk still gets its head now). An upstream's body starts flowing a tick after its head.
+    socket.cork();
+    this.#corked = true;
+    setImmediate(flushLater, this);
+    socket.write(`${head}\r\n`, "latin1");
+    return true;
+  }
+
+  /** A response that came whole: head, body and end in one write, nothing held back. */
+  respondWhole(status: number, headers: HeaderMap, body: Buffer, trailers: HeaderMap | undefined): boolean {
+    const head = this.#head(status, headers, false);
+    if (head === undefined) return false;
+    const socket = this.owner.socket;
+    const n = body.length;
+    if (this.#framing === Framing.Length) {
+      if (n !== this.#declared) {
+        // Not the length it declared: the client must not take it for whole.
+        this.reset();
+        return true;
+      }
+      this.#written = n;
+      // A latin1 string carries bytes unchanged; a small body rides in the head's write.
+      if (n <= INLINE_BODY_BYTES) socket.write(`${head}\r\n${body.toString("latin1")}`, "latin1");
+      else {
+        socket.cork();
+        socket.write(`${head}\r\n`, "latin1");
+        socket.write(body);
+        socket.uncork();
+      }
+    } else if (this.#framing === Framing.Chunked) {
+      this.#written = n;
+      const t = trailers === undefined ? "" : (fieldLines(trailers) ?? "");
+      socket.cork();
+      socket.write(n === 0 ? `${head}\r\n` : `${head}\r\n${n.toString(16)}\r\n`, "latin1");
+      if (n > 0) socket.write(body);
+      socket.write(n === 0 ? `0\r\n${t}\r\n` : `\r\n0\r\n${t}\r\n`, "latin1");
+      socket.uncork();
+    } else socket.write(`${head}\r\n`, "latin1");
+    this.#finish();
+    return true;
+  }
+
+  /** The response head without its final empty line, the framing set; undefined when it cannot be sent. */
+  #head(status: number, headers: HeaderMap, endStream: boolean): string | undefined {
+    if (this.#headersSent || this.finished) return undefined;
     const cl = headers["content-length"];
     const declared = typeof cl === "string" && CONTENT_LENGTH.test(cl) ? cl : undefined;
     // A length that cannot frame this response (repeated, not a number): node:http would refuse it too.
-    if (cl !== undefined && declared === undefined) return false;
+    if (cl !== undefined && declared === undefined) return undefined;
     const lines = fieldLines(headers);
-    if (lines === undefined) return false;
-    const socket = this.owner.socket;
+    if (lines === undefined) return undefined;
     let head = `HTTP/1.1 ${status} ${reasonPhrase(status)}\r\n${lines}`;
     // The upstream's Date when it sent one (node:http adds its own only when none was set).
     if (headers.date === undefined) head += dateField();
@@ -171,19 +227,7 @@ export class FastH1Downstream extends DownstreamBase implements Downstream {
     }
     if (this.#closing()) head += "connection: close\r\n";
     this.#headersSent = true;
-    if (endStream) {
-      socket.write(`${head}\r\n`, "latin1");
-      this.#finish();
-      return true;
-    }
-    // Held back so that the head and the body go out in one write: until the declared length is
-    // written, the end, or this turn of the event loop is over (a stream that takes its time to its
-    // first chunk still gets its head now). An upstream's body starts flowing a tick after its head.
-    socket.cork();
-    this.#corked = true;
-    setImmediate(flushLater, this);
-    socket.write(`${head}\r\n`, "latin1");
-    return true;
+    return head;
   }
 
   /** Sends what respond() held back. */
