@@ -9,14 +9,8 @@ afterEach(() => {
   for (const c of cleanups.splice(0)) c();
 });
 
-/** A server answering every request on a connection with `body` (Content-Length), and a client connection to it. */
-async function connection(body: string): Promise<ClientConnection> {
-  const server = net.createServer((s) => {
-    s.on("data", (d: Buffer) => {
-      const n = d.toString("latin1").split("\r\n\r\n").length - 1;
-      for (let i = 0; i < n; i++) s.write(`HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
-    });
-  });
+/** A ClientConnection to `server`, listening on a free loopback port; both closed after the test. */
+async function connectTo(server: net.Server): Promise<ClientConnection> {
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
   const socket = net.connect((server.address() as net.AddressInfo).port, "127.0.0.1");
   await new Promise((r) => socket.once("connect", r));
@@ -25,6 +19,17 @@ async function connection(body: string): Promise<ClientConnection> {
     server.close();
   });
   return new ClientConnection(socket);
+}
+
+/** A server answering every request on a connection with `body` (Content-Length), and a client connection to it. */
+async function connection(body: string): Promise<ClientConnection> {
+  const server = net.createServer((s) => {
+    s.on("data", (d: Buffer) => {
+      const n = d.toString("latin1").split("\r\n\r\n").length - 1;
+      for (let i = 0; i < n; i++) s.write(`HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+    });
+  });
+  return connectTo(server);
 }
 
 /** A bodiless GET on `conn`: the call, its outcome, and its response body once there is one. */
@@ -79,14 +84,7 @@ async function scripted(writes: [number, string][]): Promise<ClientConnection> {
       }
     });
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-  const socket = net.connect((server.address() as net.AddressInfo).port, "127.0.0.1");
-  await new Promise((r) => socket.once("connect", r));
-  cleanups.push(() => {
-    socket.destroy();
-    server.close();
-  });
-  return new ClientConnection(socket);
+  return connectTo(server);
 }
 
 /** A GET whose events take whole responses; what the call reported, in order. */
