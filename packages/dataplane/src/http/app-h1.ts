@@ -148,7 +148,9 @@ export class AppH1Pool {
  * once more, on another connection, when it is idempotent and has no body.
  */
 export class AppH1Call implements UpstreamCall, UpstreamEvents {
-  readonly requestSink: PassThrough | undefined;
+  /** The body streamed by the relay (made when first asked for), or whole (sendWhole). */
+  #sink: PassThrough | undefined;
+  #wholeBody: Buffer | undefined;
   #call: ClientCall | undefined;
   #over = false;
   #retried = false;
@@ -169,10 +171,22 @@ export class AppH1Call implements UpstreamCall, UpstreamEvents {
     this.#text = requestHead(head, host);
     this.#bodyless = endStream;
     this.whole = events.whole === undefined ? undefined : this.#passWhole;
-    // The body (Content-Length framed) is piped to the connection once there is one; until then it
-    // waits here, with backpressure to the client.
-    this.requestSink = endStream ? undefined : new PassThrough();
     setImmediate(AppH1Call.#dispatch, this);
+  }
+
+  /**
+   * Where a streamed body goes (Content-Length framed): piped to the connection once there is one;
+   * until then it waits here, with backpressure to the client.
+   */
+  get requestSink(): PassThrough | undefined {
+    if (this.#bodyless) return undefined;
+    if (this.#sink === undefined) this.#sink = new PassThrough();
+    return this.#sink;
+  }
+
+  /** A body all in hand: kept until there is a connection, then written with the head. */
+  sendWhole(body: Buffer): void {
+    this.#wholeBody = body;
   }
 
   static #dispatch(call: AppH1Call): void {
@@ -199,7 +213,11 @@ export class AppH1Call implements UpstreamCall, UpstreamEvents {
       this.pool.callOptions,
     );
     this.#call = call;
-    const sink = this.requestSink;
+    if (this.#wholeBody !== undefined) {
+      call.sendWhole(this.#wholeBody);
+      return;
+    }
+    const sink = this.#sink;
     if (sink !== undefined && call.requestSink !== undefined) sink.pipe(call.requestSink, { end: false });
   }
 
@@ -249,7 +267,7 @@ export class AppH1Call implements UpstreamCall, UpstreamEvents {
   // ------------------------------------------------------------ UpstreamCall
 
   endRequest(trailers: HeaderMap | undefined): void {
-    const sink = this.requestSink;
+    const sink = this.#sink;
     if (sink === undefined) return;
     sink.once("end", () => this.#call?.endRequest(trailers));
     sink.end();
@@ -259,6 +277,6 @@ export class AppH1Call implements UpstreamCall, UpstreamEvents {
     if (this.#over && this.#call === undefined) return;
     this.#over = true;
     this.#call?.cancel();
-    this.requestSink?.destroy();
+    this.#sink?.destroy();
   }
 }

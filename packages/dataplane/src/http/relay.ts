@@ -98,6 +98,8 @@ export function relay(
     let settled = false;
     let requestBytes = 0;
     let requestEnded = down.body === undefined;
+    /** The body went whole to the call (sendWhole): its Readable is never read. */
+    let bodyTaken = false;
     /** Stops the response body's pump (set once the head is relayed). */
     let stopResponse: (() => void) | undefined;
     let timer: NodeJS.Timeout | undefined;
@@ -120,7 +122,7 @@ export function relay(
       clearTimeout(idleTimer);
       const body = down.body;
       // "open-failed": nothing was read from the body, and the caller may try another upstream with it.
-      if (outcome.kind !== "open-failed" && body !== undefined && !body.readableEnded) {
+      if (outcome.kind !== "open-failed" && body !== undefined && !bodyTaken && !body.readableEnded) {
         // Whatever the client still sends is read and dropped, so its connection stays usable.
         body.unpipe();
         body.resume();
@@ -320,12 +322,27 @@ export function relay(
     }
 
     const body = down.body;
+    const limit = opts.maxRequestBodyBytes;
+    const whole = down.wholeBody;
+    if (body !== undefined && whole !== undefined && call.sendWhole !== undefined) {
+      // All in hand: handed over at once, no stream (the body Readable is left unread).
+      requestBytes = whole.length;
+      if (limit !== undefined && requestBytes > limit) {
+        abort(413, "request body too large", "");
+        return;
+      }
+      bodyTaken = true;
+      requestEnded = true;
+      opts.onBodyChunk?.(whole);
+      opts.onBodyEnd?.(undefined);
+      call.sendWhole(whole);
+      return;
+    }
     const sink = call.requestSink;
     if (body === undefined || sink === undefined) {
       call.endRequest(undefined);
       return;
     }
-    const limit = opts.maxRequestBodyBytes;
     body.on("data", (chunk: Buffer) => {
       requestBytes += chunk.length;
       if (idleMs !== undefined) stamp();

@@ -195,6 +195,11 @@ export interface Downstream {
   readonly http1: boolean;
   /** The request body, not yet flowing; undefined when the request has none. */
   readonly body: Readable | undefined;
+  /**
+   * The same body, all in hand (the fast front reads a request whole): the relay hands it to a
+   * call that can send it with its head (UpstreamCall.sendWhole) instead of streaming `body`.
+   */
+  readonly wholeBody?: Buffer | undefined;
   /** Request trailers; complete once `body` has ended. */
   trailers(): HeaderMap | undefined;
   /** Whether the body's "end" was a real end of message (not a reset or a closed connection). */
@@ -261,6 +266,12 @@ export interface UpstreamEvents {
 export interface UpstreamCall {
   /** Where the request body goes; undefined when the request was sent without one. */
   readonly requestSink: Writable | undefined;
+  /**
+   * The whole request body at once, in place of writing `requestSink` and calling endRequest
+   * (no trailers): sent with the head where it can be. Optional; called at most once, at once
+   * after the call was opened.
+   */
+  sendWhole?(body: Buffer): void;
   /** Ends the request body, with trailers when any. */
   endRequest(trailers: HeaderMap | undefined): void;
   /** Abandons the call (RST_STREAM CANCEL, or the connection closed). Idempotent. */

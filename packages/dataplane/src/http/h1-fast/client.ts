@@ -232,6 +232,15 @@ export class ClientCall implements UpstreamCall, ResponseHandler {
     this.#requestDone = true;
   }
 
+  sendWhole(body: Buffer): void {
+    const socket = this.requestSink;
+    if (socket === undefined) return;
+    this.#requestDone = true;
+    // The head waits corked (constructor): head and body leave in one write now.
+    socket.write(body);
+    (socket as Socket).uncork();
+  }
+
   cancel(): void {
     this.#head = undefined;
     if (this.#released) {

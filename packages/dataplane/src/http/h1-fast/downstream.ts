@@ -89,6 +89,8 @@ export class FastH1Downstream extends DownstreamBase implements Downstream {
   readonly grpc: boolean;
   readonly http1 = true;
   readonly body: Readable | undefined;
+  /** Read whole with the head: what `body` carries, for a call that sends it with its head. */
+  readonly wholeBody: Buffer | undefined;
   #headersSent = false;
   #framing = Framing.None;
   /** Content-Length declared in the response head, and what of it went out. */
@@ -107,6 +109,7 @@ export class FastH1Downstream extends DownstreamBase implements Downstream {
     this.method = req.method;
     this.grpc = peer && isGrpcContentType(req.headers["content-type"]);
     this.#close = req.close;
+    this.wholeBody = req.body;
     if (req.body === undefined) this.body = undefined;
     else {
       // Received whole: one chunk, then the end.
