@@ -71,6 +71,14 @@ const ROUTES = {
 const MAX_SCENARIOS = [
   { id: "http1", title: "HTTP/1.1 keep-alive, 32 B", route: "http", tool: "wrk", connections: 32 },
   {
+    id: "http1-post",
+    title: "HTTP/1.1 keep-alive POST, 1 KiB body, 32 B answer",
+    route: "http",
+    tool: "wrk",
+    connections: 32,
+    bodyBytes: 1024,
+  },
+  {
     id: "http1-64k",
     title: "HTTP/1.1 keep-alive, 64 KiB",
     route: "http",
@@ -176,6 +184,7 @@ function maxLoad(sc, port, durationS, warmupS) {
       connections: sc.connections,
       durationS,
       headers: sc.headers,
+      bodyBytes: sc.bodyBytes,
     });
   if (sc.tool === "h2load")
     return runH2load({

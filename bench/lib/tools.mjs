@@ -170,25 +170,33 @@ done = function(summary, latency, requests)
 end
 `;
 
-let luaFile;
-function wrkScript() {
-  if (!luaFile) {
+/** wrk scripts by request body size (0: the plain GET): the report, and a POST of that many bytes. */
+const luaFiles = new Map();
+function wrkScript(bodyBytes = 0) {
+  let file = luaFiles.get(bodyBytes);
+  if (!file) {
     const dir = mkdtempSync(join(tmpdir(), "weft-bench-wrk-"));
-    luaFile = join(dir, "report.lua");
-    writeFileSync(luaFile, WRK_LUA);
+    file = join(dir, "report.lua");
+    const post =
+      bodyBytes > 0
+        ? `wrk.method = "POST"\nwrk.body = string.rep("b", ${bodyBytes})\n` +
+          `wrk.headers["Content-Type"] = "application/octet-stream"\n`
+        : "";
+    writeFileSync(file, post + WRK_LUA);
+    luaFiles.set(bodyBytes, file);
     process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
   }
-  return luaFile;
+  return file;
 }
 
 /**
- * wrk, one thread, closed loop at `connections`.
+ * wrk, one thread, closed loop at `connections`; `bodyBytes` > 0 POSTs a body of that size.
  * -> {achievedRps, requests, errors, latencyMs: {p50,p90,p99,p999,max,mean}}
  */
-export async function runWrk({ port, path = "/", connections, durationS, headers = [] }) {
+export async function runWrk({ port, path = "/", connections, durationS, headers = [], bodyBytes = 0 }) {
   // wrk takes whole seconds.
   const args = ["-t1", `-c${connections}`, `-d${Math.max(1, Math.round(durationS))}s`, "--timeout", "5s"];
-  args.push("-s", wrkScript());
+  args.push("-s", wrkScript(bodyBytes));
   for (const h of headers) args.push("-H", h);
   args.push(`http://127.0.0.1:${port}${path}`);
   const r = await run("wrk", args, (durationS + 30) * 1000);
