@@ -184,17 +184,28 @@ export class ReplayBody {
   downstream(down: Downstream): Downstream {
     const body = Readable.from(this.chunks, { objectMode: false });
     const trailers = this.trailers;
+    // Kept whole, it can go whole as the first try's did (when there are no trailers to send).
+    const wholeBody =
+      trailers !== undefined
+        ? undefined
+        : this.chunks.length === 1
+          ? this.chunks[0]
+          : Buffer.concat(this.chunks);
     return {
       method: down.method,
       grpc: down.grpc,
       http1: down.http1,
       body,
+      wholeBody,
       trailers: () => trailers,
       bodyComplete: () => true,
       get headersSent() {
         return down.headersSent;
       },
       respond: (status, headers, endStream) => down.respond(status, headers, endStream),
+      ...(down.respondWhole !== undefined
+        ? { respondWhole: down.respondWhole.bind(down) as NonNullable<Downstream["respondWhole"]> }
+        : {}),
       sink: down.sink,
       end: (t) => down.end(t),
       reset: () => down.reset(),
