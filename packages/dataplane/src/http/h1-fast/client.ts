@@ -238,11 +238,11 @@ export class ClientCall implements UpstreamCall, ResponseHandler {
     this.#requestDone = true;
     // The head waits corked (constructor): head and body leave in one write now.
     socket.write(body);
-    (socket as Socket).uncork();
+    socket.uncork();
   }
 
   cancel(): void {
-    this.#head = undefined;
+    this.#unhold();
     if (this.#released) {
       // The response was read whole and the connection may already carry another exchange: only
       // what is left of this one (a body not yet read to its end) goes.
@@ -289,12 +289,20 @@ export class ClientCall implements UpstreamCall, ResponseHandler {
 
   /** The held-back head, relayed with its body as a stream (the response did not end in its read). */
   streamHead(): void {
+    if (this.#over) return;
+    const held = this.#unhold();
+    if (held !== undefined) this.#stream(held.head, held.early);
+  }
+
+  /** Takes the held-back head and the body bytes read with it: nothing is held afterwards. */
+  #unhold(): { head: UpstreamResponseHead; early: Buffer[] | undefined } | undefined {
     const head = this.#head;
-    if (head === undefined || this.#over) return;
-    this.#head = undefined;
+    if (head === undefined) return undefined;
     const early = this.#early;
+    this.#head = undefined;
     this.#early = undefined;
-    this.#stream(head, early);
+    if (this.conn.pending === this) this.conn.pending = undefined;
+    return { head, early };
   }
 
   #stream(head: UpstreamResponseHead, early?: Buffer[]): void {
@@ -328,14 +336,11 @@ export class ClientCall implements UpstreamCall, ResponseHandler {
 
   onEnd(trailers: string[] | undefined): void {
     this.#release();
-    const head = this.#head;
-    if (head !== undefined) {
-      this.#head = undefined;
-      if (this.conn.pending === this) this.conn.pending = undefined;
+    const held = this.#unhold();
+    if (held !== undefined) {
       if (this.#over) return;
       this.#over = true;
-      const early = this.#early;
-      this.#early = undefined;
+      const { head, early } = held;
       const body = early === undefined ? undefined : early.length === 1 ? early[0] : Buffer.concat(early);
       const t =
         trailers !== undefined && trailers.length > 0
@@ -357,11 +362,8 @@ export class ClientCall implements UpstreamCall, ResponseHandler {
     this.conn.socket.destroy();
     this.#release();
     if (this.#over) return;
-    if (this.#head !== undefined) {
-      // Broken after its head, in the same read: relayed as before, a head and then a reset.
-      if (this.conn.pending === this) this.conn.pending = undefined;
-      this.streamHead();
-    }
+    // Broken after a head held back in the same read: relayed as before, a head and then a reset.
+    this.streamHead();
     const body = this.#body;
     if (body !== undefined) {
       this.#body = undefined;

@@ -172,31 +172,19 @@ export class FastH1Downstream extends DownstreamBase implements Downstream {
     if (head === undefined) return false;
     const socket = this.owner.socket;
     const n = body.length;
-    if (this.#framing === Framing.Length) {
-      if (n !== this.#declared) {
-        // Not the length it declared: the client must not take it for whole.
-        this.reset();
-        return true;
-      }
+    if (this.#framing === Framing.Length && n === this.#declared && n <= INLINE_BODY_BYTES) {
+      // A latin1 string carries bytes unchanged: a small body rides in the head's write.
       this.#written = n;
-      // A latin1 string carries bytes unchanged; a small body rides in the head's write.
-      if (n <= INLINE_BODY_BYTES) socket.write(`${head}\r\n${body.toString("latin1")}`, "latin1");
-      else {
-        socket.cork();
-        socket.write(`${head}\r\n`, "latin1");
-        socket.write(body);
-        socket.uncork();
-      }
-    } else if (this.#framing === Framing.Chunked) {
-      this.#written = n;
-      const t = trailers === undefined ? "" : (fieldLines(trailers) ?? "");
-      socket.cork();
-      socket.write(n === 0 ? `${head}\r\n` : `${head}\r\n${n.toString(16)}\r\n`, "latin1");
-      if (n > 0) socket.write(body);
-      socket.write(n === 0 ? `0\r\n${t}\r\n` : `\r\n0\r\n${t}\r\n`, "latin1");
-      socket.uncork();
-    } else socket.write(`${head}\r\n`, "latin1");
-    this.#finish();
+      socket.write(`${head}\r\n${body.toString("latin1")}`, "latin1");
+      this.#finish();
+      return true;
+    }
+    // Anything else the ordinary way (its framing, a wrong length closing the connection), corked.
+    socket.cork();
+    socket.write(`${head}\r\n`, "latin1");
+    this.write(body);
+    this.end(trailers);
+    socket.uncork();
     return true;
   }
 
